@@ -1,0 +1,73 @@
+"""A console summary of a run directory: states, the top trials, the best config."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+__all__ = ["format_summary"]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
+    """Summarise ``RUN_DIR/trials.parquet``: counts, top trials, best parameters.
+
+    Example:
+        >>> print(format_summary("runs/demo"))  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    rows = pq.read_table(run_dir / "trials.parquet").to_pylist()
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
+    objective = spec["study"]["objective"]
+    objective = objective[0] if isinstance(objective, list) else objective
+    metric, direction = objective["metric"], objective.get("direction", "maximize")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    lines = [
+        "",
+        f"Study '{spec['study']['name']}': {len(rows)} trials ("
+        + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        + ")",
+    ]
+    complete = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    complete.sort(key=lambda r: r["value"], reverse=direction == "maximize")
+    params = [k for k in (rows[0] if rows else {}) if k.startswith("param/")]
+    if complete:
+        lines.append(f"Top {min(top, len(complete))} by {metric} ({direction}):")
+        header = ["trial", metric, "epochs"] + [p.removeprefix("param/") for p in params]
+        table = [header] + [
+            [str(r["number"]), _fmt(r["value"]), str(r["epochs"])] + [_fmt(r[p]) for p in params]
+            for r in complete[:top]
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        best = complete[0]
+        lines.append(f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}")
+        lines.append("Best parameters:")
+        for p in params:
+            if best[p] is not None:
+                lines.append(f"  {p.removeprefix('param/')}: {_fmt(best[p])}")
+        if len(complete) > 1:
+            worst = complete[-1]
+            lines.append(
+                f"Worst completed trial {worst['number']}: {metric} = {_fmt(worst['value'])}"
+            )
+    else:
+        lines.append("No trial completed.")
+        for r in rows:
+            if r["fail_reason"]:
+                lines.append(f"  trial {r['number']}: {r['fail_reason']}")
+    lines.append(f"Run directory: {run_dir}")
+    return "\n".join(lines)

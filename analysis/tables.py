@@ -1,0 +1,278 @@
+"""A run directory -> ``trials.parquet`` and ``curves.parquet`` with declared schemas.
+
+``trials.parquet``: one row per Optuna trial — number, state, objective
+value(s), ``param/<name>`` columns, ``final/<metric>`` and ``best/<metric>``
+for every metric the trial reported, epochs run, pruned-at epoch, wall time,
+failure reason. ``curves.parquet``: one row per (trial, reported epoch) with
+every reported metric. Both are written atomically (temp file + rename) and
+can be rewritten at any time, also while the run is still going: the study
+is read through Optuna, the Tune results from their JSON logs, nothing is
+locked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+__all__ = [
+    "CURVES_FIXED",
+    "SCHEMA_VERSION",
+    "TRIALS_FIXED",
+    "build_tables",
+    "read_curves",
+    "write_tables",
+]
+
+#: Version of the table layout, stored in each file's schema metadata.
+SCHEMA_VERSION = "1"
+
+#: Columns every ``trials.parquet`` has, in order (then ``value/<metric>``,
+#: ``param/<name>``, ``final/<metric>``, ``best/<metric>``).
+TRIALS_FIXED = pa.schema(
+    [
+        ("number", pa.int64()),
+        ("state", pa.string()),
+        ("value", pa.float64()),
+        ("epochs", pa.int64()),
+        ("pruned_at", pa.int64()),
+        ("wall_time_s", pa.float64()),
+        ("tune_trial_id", pa.string()),
+        ("fail_reason", pa.string()),
+    ]
+)
+
+#: Columns every ``curves.parquet`` has (then one float64 column per metric).
+CURVES_FIXED = pa.schema([("trial", pa.int64()), ("epoch", pa.int64()), ("time_s", pa.float64())])
+
+# Tune's bookkeeping keys: not metrics of the trial.
+_TUNE_KEYS = {
+    "trial_id",
+    "training_iteration",
+    "time_total_s",
+    "time_this_iter_s",
+    "time_since_restore",
+    "iterations_since_restore",
+    "timestamp",
+    "date",
+    "done",
+    "pid",
+    "hostname",
+    "node_ip",
+    "config",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "timesteps_total",
+    "episodes_total",
+    "timesteps_since_restore",
+    "experiment_tag",
+    "epoch",
+}
+
+
+def _study_ref(run_dir: Path) -> tuple[str, str]:
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
+    name = spec["study"]["name"]
+    return f"sqlite:///{run_dir.resolve() / 'study.db'}", name
+
+
+def _iter_results(path: Path) -> Iterable[dict[str, Any]]:
+    """Rows of a Tune ``result.json``; a half-written last line is skipped."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+    except OSError:
+        return
+
+
+def read_curves(tune_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Tune trial id -> its reported rows (one per epoch, restarts de-duplicated)."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for result_file in sorted(tune_dir.glob("*/result.json")):
+        for row in _iter_results(result_file):
+            trial_id, epoch = row.get("trial_id"), row.get("training_iteration")
+            if trial_id is None or epoch is None:
+                continue
+            out.setdefault(trial_id, {})[int(epoch)] = row
+    return {tid: [rows[e] for e in sorted(rows)] for tid, rows in out.items()}
+
+
+def _metric_items(row: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
+    for key, value in row.items():
+        if key in _TUNE_KEYS or key.startswith("config/"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        yield key, float(value)
+
+
+def _param_type(values: list[Any]) -> pa.DataType:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pa.bool_()
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pa.int64()
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pa.float64()
+    return pa.string()
+
+
+def _column(values: list[Any], dtype: pa.DataType) -> pa.Array:
+    if dtype == pa.string():
+        values = [None if v is None else str(v) for v in values]
+    return pa.array(values, type=dtype)
+
+
+def _best(values: list[float], direction: str) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    return max(finite) if direction == "maximize" else min(finite)
+
+
+def build_tables(
+    run_dir: str | Path, *, storage: str | None = None, study_name: str | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """Read the study and the Tune results of ``run_dir`` into ``(trials, curves)`` tables."""
+    run_dir = Path(run_dir)
+    default_storage, default_name = _study_ref(run_dir)
+    study = optuna.load_study(
+        study_name=study_name or default_name, storage=storage or default_storage
+    )
+    directions = [d.name.lower() for d in study.directions]
+    objective_metrics = _objective_metrics(run_dir)
+    curves_by_tune = read_curves(run_dir / "tune")
+
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    metric_names: list[str] = []
+    curve_rows: list[dict[str, Any]] = []
+    per_trial: dict[int, list[dict[str, float]]] = {}
+    for t in trials:
+        rows = curves_by_tune.get(t.user_attrs.get("tune_trial_id", ""), [])
+        per_trial[t.number] = []
+        for row in rows:
+            metrics = dict(_metric_items(row))
+            for name in metrics:
+                if name not in metric_names:
+                    metric_names.append(name)
+            per_trial[t.number].append(metrics)
+            curve_rows.append(
+                {
+                    "trial": t.number,
+                    "epoch": int(row["training_iteration"]),
+                    "time_s": float(row.get("time_total_s", math.nan)),
+                    **metrics,
+                }
+            )
+
+    columns: dict[str, pa.Array] = {}
+    columns["number"] = pa.array([t.number for t in trials], pa.int64())
+    columns["state"] = pa.array([t.state.name for t in trials], pa.string())
+    columns["value"] = pa.array([t.values[0] if t.values else None for t in trials], pa.float64())
+    columns["epochs"] = pa.array([len(per_trial[t.number]) for t in trials], pa.int64())
+    columns["pruned_at"] = pa.array(
+        [
+            t.user_attrs.get("pruned_at", t.last_step)
+            if t.state == optuna.trial.TrialState.PRUNED
+            else None
+            for t in trials
+        ],
+        pa.int64(),
+    )
+    columns["wall_time_s"] = pa.array(
+        [
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+            for t in trials
+        ],
+        pa.float64(),
+    )
+    columns["tune_trial_id"] = pa.array(
+        [t.user_attrs.get("tune_trial_id") for t in trials], pa.string()
+    )
+    columns["fail_reason"] = pa.array(
+        [t.user_attrs.get("fail_reason") for t in trials], pa.string()
+    )
+    for i, metric in enumerate(objective_metrics[: len(directions)]):
+        columns[f"value/{metric}"] = pa.array(
+            [t.values[i] if t.values else None for t in trials], pa.float64()
+        )
+    param_names: list[str] = []
+    for t in trials:
+        for name in list(t.params) + [
+            k.removeprefix("fixed/") for k in t.user_attrs if k.startswith("fixed/")
+        ]:
+            if name not in param_names:
+                param_names.append(name)
+    for name in param_names:
+        values = [t.params.get(name, t.user_attrs.get(f"fixed/{name}")) for t in trials]
+        columns[f"param/{name}"] = _column(values, _param_type(values))
+    direction_of = dict(zip(objective_metrics, directions, strict=False))
+    for name in metric_names:
+        finals, bests = [], []
+        for t in trials:
+            series = [m[name] for m in per_trial[t.number] if name in m]
+            finals.append(series[-1] if series else None)
+            bests.append(_best(series, direction_of.get(name, "maximize")) if series else None)
+        columns[f"final/{name}"] = pa.array(finals, pa.float64())
+        columns[f"best/{name}"] = pa.array(bests, pa.float64())
+    meta = {b"sslsearch.schema": f"trials/{SCHEMA_VERSION}".encode()}
+    trials_table = pa.table(columns).replace_schema_metadata(meta)
+
+    curve_columns: dict[str, pa.Array] = {
+        "trial": pa.array([r["trial"] for r in curve_rows], pa.int64()),
+        "epoch": pa.array([r["epoch"] for r in curve_rows], pa.int64()),
+        "time_s": pa.array([r["time_s"] for r in curve_rows], pa.float64()),
+    }
+    for name in metric_names:
+        curve_columns[name] = pa.array([r.get(name) for r in curve_rows], pa.float64())
+    curves_table = pa.table(curve_columns).replace_schema_metadata(
+        {b"sslsearch.schema": f"curves/{SCHEMA_VERSION}".encode()}
+    )
+    return trials_table, curves_table
+
+
+def _objective_metrics(run_dir: Path) -> list[str]:
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
+    objective = spec["study"]["objective"]
+    items = objective if isinstance(objective, list) else [objective]
+    return [o["metric"] for o in items]
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tables(run_dir: str | Path, **kwargs: Any) -> tuple[Path, Path]:
+    """(Re)write ``trials.parquet`` and ``curves.parquet`` of ``run_dir`` atomically."""
+    run_dir = Path(run_dir)
+    trials, curves = build_tables(run_dir, **kwargs)
+    trials_path, curves_path = run_dir / "trials.parquet", run_dir / "curves.parquet"
+    _write_atomic(trials, trials_path)
+    _write_atomic(curves, curves_path)
+    return trials_path, curves_path

@@ -1,0 +1,189 @@
+"""The ``sslsearch`` command line (argparse only; the work is in the packages).
+
+sslsearch run [SPACE.yaml] [--out RUN_DIR] [--trials N] [--epochs E]
+              [--concurrency C] [--address RAY_ADDRESS] [--set key.path=value ...]
+sslsearch report RUN_DIR
+sslsearch spaces list | check FILE... | show FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected key.path=value")
+        try:
+            out[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set {item!r}: value is not valid YAML ({err})") from None
+    return out
+
+
+def _space_path(space: str | None) -> Path:
+    from spaces import shipped_spaces
+
+    if space is None:
+        return shipped_spaces()["default"]
+    path = Path(space)
+    if not path.exists() and space in shipped_spaces():
+        return shipped_spaces()[space]
+    return path
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from spaces import load_spec
+
+    overrides = _parse_sets(args.set or [])
+    for flag, key in (("trials", "trials"), ("epochs", "epochs"), ("concurrency", "concurrency")):
+        if getattr(args, flag) is not None:
+            overrides[f"budget.{key}"] = getattr(args, flag)
+    spec = load_spec(_space_path(args.space), overrides=overrides)
+    out = args.out or f"runs/{spec.study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from search.run import run_search
+
+    print(
+        f"sslsearch: study '{spec.study.name}' from {spec.source}: {spec.budget.trials} trials x "
+        f"{spec.budget.epochs} epochs, {spec.budget.concurrency} at a time -> {out}",
+        flush=True,
+    )
+    run_search(spec, out=out, address=args.address)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis import format_summary, write_tables
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "spec.yaml").exists():
+        raise ValueError(f"{run_dir}: not a run directory (no spec.yaml)")
+    trials, curves = write_tables(run_dir)
+    print(format_summary(run_dir))
+    print(f"wrote {trials} and {curves}")
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from spaces import SpecError, load_spec, shipped_spaces
+
+    if args.action == "list":
+        for name, path in shipped_spaces().items():
+            try:
+                description = load_spec(path).description.split("\n")[0]
+            except SpecError:
+                description = "(invalid: run `sslsearch spaces check`)"
+            print(f"{name:<28} {description}")
+        return 0
+    if not args.files:
+        raise ValueError(f"spaces {args.action}: give at least one FILE")
+    if args.action == "check":
+        failed = 0
+        for file in args.files:
+            try:
+                load_spec(_space_path(file))
+                print(f"{file}: ok")
+            except SpecError as err:
+                failed += 1
+                for line in err.lines():
+                    print(line)
+        return 1 if failed else 0
+    for file in args.files:
+        spec = load_spec(_space_path(file))
+        print(_show(spec))
+    return 0
+
+
+def _show(spec: Any) -> str:
+    from spaces.schema import CategoricalParam, FixedParam
+
+    lines = [f"{spec.source}: {spec.description}", "", "parameters:"]
+    for p in spec.params:
+        if isinstance(p, FixedParam):
+            dist = f"fixed {p.value!r}"
+        elif isinstance(p, CategoricalParam):
+            dist = f"categorical {list(p.choices)}"
+        else:
+            kind = type(p).__name__.removesuffix("Param").lower()
+            extra = (" log" if p.log else "") + (
+                f" step {p.step}" if p.step not in (None, 1) else ""
+            )
+            dist = f"{kind} [{p.low}, {p.high}]{extra}"
+        lines.append(f"  {p.name:<32} {dist}")
+    s = spec.study
+    objectives = ", ".join(f"{o.metric} ({o.direction})" for o in s.objectives)
+    lines += [
+        "",
+        f"objective: {objectives}",
+        f"sampler:   {s.sampler.name} {dict(s.sampler.options)}",
+        f"pruner:    {s.pruner.name} {dict(s.pruner.options)}",
+        f"budget:    {spec.budget.trials} trials x {spec.budget.epochs} epochs, "
+        f"{spec.budget.concurrency} concurrent, {spec.budget.cpu} CPU + {spec.budget.gpu} GPU each",
+    ]
+    for section, value in spec.base.items():
+        lines.append(f"{section + ':':<10} {dict(value)}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sslsearch",
+        description="Search SSL pretraining recipes with Ray Tune and Optuna.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a study (default: the shipped default space)")
+    run.add_argument("space", nargs="?", help="space YAML file or shipped space name")
+    run.add_argument("--out", help="run directory (default: runs/<study>-<time>)")
+    run.add_argument("--trials", type=int, help="override budget.trials")
+    run.add_argument("--epochs", type=int, help="override budget.epochs")
+    run.add_argument("--concurrency", type=int, help="override budget.concurrency")
+    run.add_argument("--address", help="attach to this Ray cluster (auto, ray://host:port)")
+    run.add_argument(
+        "--set", action="append", metavar="KEY.PATH=VALUE", help="override a spec value"
+    )
+    run.set_defaults(func=_cmd_run)
+    report = sub.add_parser("report", help="(re)write the tables and summary of a run")
+    report.add_argument("run_dir")
+    report.set_defaults(func=_cmd_report)
+    spaces = sub.add_parser("spaces", help="list, check or show search spaces")
+    spaces.add_argument("action", choices=["list", "check", "show"])
+    spaces.add_argument("files", nargs="*")
+    spaces.set_defaults(func=_cmd_spaces)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 failed run or check, 2 bad input)."""
+    from search.run import RunError
+    from spaces import SpecError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as err:
+        for line in err.lines():
+            print(f"sslsearch: {line}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as err:
+        print(f"sslsearch: {err}", file=sys.stderr)
+        return 2
+    except RunError as err:
+        print(f"sslsearch: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "sslsearch: interrupted; finished trials are kept in the run directory", file=sys.stderr
+        )
+        return 130

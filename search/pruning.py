@@ -1,0 +1,81 @@
+"""A Tune scheduler that asks an Optuna pruner after every reported epoch.
+
+Each result's objective value is ``trial.report(value, step)`` on the run's
+Optuna study (step = Tune's ``training_iteration``); when the study's pruner
+says so, the scheduler returns STOP and the bridge records the trial
+PRUNED (with its last value) when Tune completes it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from search.sampler import StudyBridge
+
+__all__ = ["OptunaPruningScheduler", "error_reason"]
+
+
+def error_reason(trial: Trial) -> str:
+    """``"ExceptionType: message"`` of the error a Tune trial failed with."""
+    try:
+        err = trial.get_pickled_error()
+    except Exception:  # unreadable pickle: fall back to the text file
+        err = None
+    cause = getattr(err, "cause", None) or err
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}".strip()
+    if trial.error_file:
+        try:
+            with open(trial.error_file, encoding="utf-8") as f:
+                lines = [line.strip() for line in f if line.strip()]
+            return lines[-1] if lines else "the trial raised an error"
+        except OSError:
+            pass
+    return "the trial raised an error"
+
+
+class OptunaPruningScheduler(FIFOScheduler):
+    """Stop Tune trials that the study's Optuna pruner prunes.
+
+    Args:
+        bridge: the study shared with :class:`~search.sampler.OptunaSearcher`.
+        metric: the reported metric the pruner judges (the primary objective).
+    """
+
+    def __init__(self, bridge: StudyBridge, *, metric: str) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self._metric = metric
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        # Called before the searcher hears of the error: keep the reason for it.
+        self.bridge.errors[trial.trial_id] = error_reason(trial)
+        super().on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        value = result.get(self._metric)
+        step = result.get("training_iteration")
+        if value is None or step is None:
+            return TrialScheduler.CONTINUE
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return TrialScheduler.CONTINUE
+        if not math.isfinite(value):
+            return TrialScheduler.CONTINUE
+        ot = self.bridge.trial(trial.trial_id)
+        if ot is None:
+            return TrialScheduler.CONTINUE
+        ot.report(value, int(step))
+        if ot.should_prune():
+            self.bridge.pruned[trial.trial_id] = int(step)
+            ot.set_user_attr("pruned_at", int(step))
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE

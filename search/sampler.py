@@ -1,0 +1,212 @@
+"""One persistent Optuna study behind Ray Tune: the sampler bridge.
+
+:class:`StudyBridge` owns the study (in its storage) and the map from Tune
+trial ids to Optuna trials; :class:`OptunaSearcher` asks the study for each
+new Tune trial and tells it the outcome; the pruning scheduler
+(:mod:`search.pruning`) reports intermediate values through the same bridge.
+
+Unlike Ray's ``OptunaSearch``, a trial never stays RUNNING: a NaN/inf or
+missing objective value, or a trial that raised, is told FAIL with the
+reason stored as the ``fail_reason`` user attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+__all__ = ["OptunaSearcher", "StudyBridge"]
+
+logger = logging.getLogger(__name__)
+
+
+class StudyBridge:
+    """The run's Optuna study plus the Tune-trial -> Optuna-trial map (driver side).
+
+    The study is opened lazily from its storage URL, so the bridge pickles
+    (Tune saves its searcher and scheduler with the experiment) without the
+    database connection.
+
+    Args:
+        storage: an Optuna storage URL (``sqlite:///RUN_DIR/study.db``).
+        study_name: the study's name in that storage.
+        sampler_factory: builds the sampler (called once per process).
+        pruner_factory: builds the pruner.
+        directions: one direction per objective.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: str,
+        study_name: str,
+        sampler_factory: Callable[[], optuna.samplers.BaseSampler],
+        pruner_factory: Callable[[], optuna.pruners.BasePruner],
+        directions: list[str],
+    ) -> None:
+        self.storage = storage
+        self.study_name = study_name
+        self.sampler_factory = sampler_factory
+        self.pruner_factory = pruner_factory
+        self.directions = list(directions)
+        self.numbers: dict[str, int] = {}  # Tune trial id -> Optuna trial number
+        self.pruned: dict[str, int] = {}  # Tune trial id -> step it was pruned at
+        self.errors: dict[str, str] = {}  # Tune trial id -> why it failed
+        self._study: optuna.Study | None = None
+        self._trials: dict[str, optuna.Trial] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_study"] = None
+        state["_trials"] = {}
+        return state
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self._study = optuna.create_study(
+                storage=self.storage,
+                study_name=self.study_name,
+                sampler=self.sampler_factory(),
+                pruner=self.pruner_factory(),
+                directions=self.directions,
+                load_if_exists=True,
+            )
+        return self._study
+
+    def ask(self, tune_trial_id: str) -> optuna.Trial:
+        trial = self.study.ask()
+        trial.set_user_attr("tune_trial_id", tune_trial_id)
+        self._trials[tune_trial_id] = trial
+        self.numbers[tune_trial_id] = trial.number
+        return trial
+
+    def trial(self, tune_trial_id: str) -> optuna.Trial | None:
+        """The live Optuna trial of a Tune trial (None if unknown or finished)."""
+        if tune_trial_id in self._trials:
+            return self._trials[tune_trial_id]
+        number = self.numbers.get(tune_trial_id)
+        if number is None:
+            return None
+        frozen = self.study.trials[number] if number < len(self.study.trials) else None
+        if frozen is None or frozen.state != TrialState.RUNNING:
+            return None
+        trial = optuna.Trial(self.study, frozen._trial_id)
+        self._trials[tune_trial_id] = trial
+        return trial
+
+    def finish(
+        self,
+        tune_trial_id: str,
+        *,
+        state: TrialState,
+        values: list[float] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Tell the study how a trial ended; never raises for a trial already told."""
+        trial = self.trial(tune_trial_id)
+        self._trials.pop(tune_trial_id, None)
+        if trial is None:
+            return
+        try:
+            if reason:
+                trial.set_user_attr("fail_reason", reason[:2000])
+            if state == TrialState.COMPLETE:
+                self.study.tell(trial, values)
+            else:
+                self.study.tell(trial, state=state)
+        except (RuntimeError, ValueError) as err:  # already finished elsewhere
+            logger.warning("could not record trial %s: %s", trial.number, err)
+
+
+class OptunaSearcher(Searcher):
+    """A Tune searcher that samples every trial from one persistent Optuna study.
+
+    Args:
+        bridge: the shared study.
+        space: define-by-run function ``optuna.Trial -> nested config``.
+        metrics: objective metric names, in the study's order.
+        modes: ``"max"``/``"min"`` per metric.
+    """
+
+    def __init__(
+        self,
+        bridge: StudyBridge,
+        space: Callable[[optuna.trial.BaseTrial], dict[str, Any]],
+        *,
+        metrics: list[str],
+        modes: list[str],
+    ) -> None:
+        super().__init__(metric=metrics[0], mode=modes[0])
+        self.bridge = bridge
+        self.space = space
+        self.metrics = list(metrics)
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        return True
+
+    def save(self, checkpoint_path: str) -> None:
+        """Tune checkpoints the searcher with the experiment: keep the trial map."""
+        state = {"numbers": self.bridge.numbers, "pruned": self.bridge.pruned}
+        with open(checkpoint_path, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, encoding="utf-8") as f:
+            state = json.load(f)
+        self.bridge.numbers.update(state.get("numbers", {}))
+        self.bridge.pruned.update(state.get("pruned", {}))
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.bridge.ask(trial_id)
+        try:
+            return self.space(trial)
+        except Exception as err:
+            self.bridge.finish(trial_id, state=TrialState.FAIL, reason=f"sampling failed: {err}")
+            raise
+
+    def on_trial_complete(
+        self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if error:
+            reason = self.bridge.errors.get(trial_id, "the trial raised an error")
+            self.bridge.finish(trial_id, state=TrialState.FAIL, reason=reason)
+            return
+        if trial_id in self.bridge.pruned:
+            self.bridge.finish(trial_id, state=TrialState.PRUNED)
+            return
+        result = result or {}
+        values = []
+        for metric in self.metrics:
+            value = result.get(metric)
+            if value is None:
+                reported = sorted(k for k in result if not k.startswith(("config/", "_")))
+                self.bridge.finish(
+                    trial_id,
+                    state=TrialState.FAIL,
+                    reason=f"objective metric '{metric}' was not reported; "
+                    f"reported: {', '.join(reported) or 'nothing'}",
+                )
+                return
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                self.bridge.finish(
+                    trial_id,
+                    state=TrialState.FAIL,
+                    reason=f"objective metric '{metric}' is {result.get(metric)!r}",
+                )
+                return
+            values.append(value)
+        self.bridge.finish(trial_id, state=TrialState.COMPLETE, values=values)

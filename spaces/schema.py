@@ -1,0 +1,600 @@
+"""The search-space language: YAML -> frozen dataclasses, validated before any trial.
+
+A space file has the study settings (``study``, ``budget``), the searched
+``params`` and the fixed trial settings (``data``, ``model``, ``mask``,
+``aug``, ``optim``, ``loss``, ``probe``, ``train``) that each trial starts
+from. Every error names the file, the line, the key path and what was
+expected, e.g. ``spaces/my.yaml:14 params/mask/ratio: low (0.9) > high (0.2)``.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spaces._yaml import YamlError, load_with_lines, read_text
+
+__all__ = [
+    "Budget",
+    "CategoricalParam",
+    "FixedParam",
+    "FloatParam",
+    "IntParam",
+    "Objective",
+    "Param",
+    "PrunerSpec",
+    "SamplerSpec",
+    "SearchSpec",
+    "SpecError",
+    "StudySpec",
+    "load_spec",
+    "parse_spec",
+]
+
+TRIAL_SECTIONS = ("data", "model", "mask", "aug", "optim", "loss", "probe", "train")
+TOP_KEYS = ("description", "study", "budget", "params", *TRIAL_SECTIONS)
+
+
+class SpecError(ValueError):
+    """One or more located problems in a space file.
+
+    Attributes:
+        problems: ``(source, line, key_path, message)`` tuples, in file order.
+    """
+
+    def __init__(self, problems: list[tuple[str, int, str, str]]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p[0], p[1]))
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        out = []
+        for source, line, key, message in self.problems:
+            where = f"{source}:{line}" if line else source
+            out.append(f"{where} {key}: {message}" if key else f"{where} {message}")
+        return out
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """``suggest_float(name, low, high, log=..., step=...)``."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """``suggest_int(name, low, high, log=..., step=...)``."""
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """``suggest_categorical(name, choices)``."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class FixedParam:
+    """A constant: not sampled, recorded on the trial, set in its config."""
+
+    name: str
+    value: Any
+
+
+Param = FloatParam | IntParam | CategoricalParam | FixedParam
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A reported metric and its direction (``maximize`` or ``minimize``)."""
+
+    metric: str
+    direction: str = "maximize"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """An Optuna sampler by name with its options written out (seed, multivariate, ...)."""
+
+    name: str = "tpe"
+    options: Mapping[str, Any] = field(
+        default_factory=lambda: types.MappingProxyType(
+            {"seed": 0, "multivariate": True, "constant_liar": True, "n_startup_trials": 8}
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """An Optuna pruner by name with its options."""
+
+    name: str = "median"
+    options: Mapping[str, Any] = field(
+        default_factory=lambda: types.MappingProxyType({"n_startup_trials": 5, "n_warmup_steps": 5})
+    )
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Study-level settings."""
+
+    name: str = "sslsearch"
+    objectives: tuple[Objective, ...] = (Objective("knn_top1", "maximize"),)
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much to run: trials, epochs per trial, concurrency, resources per trial."""
+
+    trials: int = 20
+    epochs: int = 30
+    concurrency: int = 2
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A validated search space and study, ready to compile.
+
+    Attributes:
+        source: the file it was read from (for messages).
+        description: the question the study answers.
+        study: objective(s), sampler, pruner.
+        budget: trials, epochs, concurrency, resources.
+        params: searched (and fixed) parameters, in file order.
+        base: fixed trial settings, a nested mapping merged under the params.
+    """
+
+    source: str
+    description: str
+    study: StudySpec
+    budget: Budget
+    params: tuple[Param, ...]
+    base: Mapping[str, Any]
+
+    @property
+    def objective(self) -> Objective:
+        """The primary objective."""
+        return self.study.objectives[0]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain YAML-able data (what ``RUN_DIR/spec.yaml`` holds)."""
+        params: dict[str, Any] = {}
+        for p in self.params:
+            if isinstance(p, FixedParam):
+                params[p.name] = {"type": "fixed", "value": p.value}
+            elif isinstance(p, CategoricalParam):
+                params[p.name] = {"type": "categorical", "choices": list(p.choices)}
+            else:
+                kind = "float" if isinstance(p, FloatParam) else "int"
+                entry: dict[str, Any] = {"type": kind, "low": p.low, "high": p.high}
+                if p.log:
+                    entry["log"] = True
+                if p.step is not None and not (kind == "int" and p.step == 1):
+                    entry["step"] = p.step
+                params[p.name] = entry
+        objectives = [{"metric": o.metric, "direction": o.direction} for o in self.study.objectives]
+        out: dict[str, Any] = {
+            "description": self.description,
+            "study": {
+                "name": self.study.name,
+                "objective": objectives[0] if len(objectives) == 1 else objectives,
+                "sampler": {"name": self.study.sampler.name, **dict(self.study.sampler.options)},
+                "pruner": {"name": self.study.pruner.name, **dict(self.study.pruner.options)},
+            },
+            "budget": {
+                "trials": self.budget.trials,
+                "epochs": self.budget.epochs,
+                "concurrency": self.budget.concurrency,
+                "resources": {"cpu": self.budget.cpu, "gpu": self.budget.gpu},
+            },
+            "params": params,
+        }
+        out.update(_plain(self.base))
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Problems:
+    """Collects located problems so that all are reported at once."""
+
+    def __init__(self, source: str, lines: dict[tuple[str, ...], int]) -> None:
+        self.source, self.lines, self.items = source, lines, []
+
+    def line_of(self, path: tuple[str, ...]) -> int:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return 0
+
+    def add(self, path: tuple[str, ...], key: str, message: str) -> None:
+        self.items.append((self.source, self.line_of(path), key, message))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _unknown(keys: Any, valid: tuple[str, ...]) -> list[tuple[str, str]]:
+    from trainables._registry import suggest
+
+    return [
+        (str(k), f"unknown key{suggest(str(k), list(valid))}; valid: {', '.join(valid)}")
+        for k in keys
+        if k not in valid
+    ]
+
+
+def _parse_param(name: str, raw: Any, problems: _Problems) -> Param | None:
+    path = ("params", name)
+    key = f"params/{name}"
+    if not isinstance(raw, Mapping):
+        problems.add(path, key, f"expected a mapping with 'type', got {raw!r}")
+        return None
+    kind = raw.get("type")
+    allowed = {
+        "float": ("type", "low", "high", "log", "step"),
+        "int": ("type", "low", "high", "log", "step"),
+        "categorical": ("type", "choices"),
+        "fixed": ("type", "value"),
+    }
+    if kind not in allowed:
+        problems.add(
+            (*path, "type"),
+            f"{key}/type",
+            f"expected one of float, int, categorical, fixed; got {kind!r}",
+        )
+        return None
+    bad = _unknown(raw.keys(), allowed[kind])
+    for k, message in bad:
+        problems.add((*path, k), f"{key}/{k}", message)
+    if bad:
+        return None
+    if kind == "fixed":
+        if "value" not in raw:
+            problems.add(path, key, "a fixed parameter needs 'value'")
+            return None
+        return FixedParam(name, raw["value"])
+    if kind == "categorical":
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or not choices:
+            problems.add((*path, "choices"), f"{key}/choices", "expected a non-empty list")
+            return None
+        for i, c in enumerate(choices):
+            if not (c is None or isinstance(c, bool | int | float | str)):
+                problems.add(
+                    (*path, "choices", str(i)),
+                    f"{key}/choices[{i}]",
+                    f"expected a number, string, bool or null; got {c!r}",
+                )
+                return None
+        if len(set(map(repr, choices))) != len(choices):
+            problems.add((*path, "choices"), f"{key}/choices", "duplicate choices")
+            return None
+        return CategoricalParam(name, tuple(choices))
+    ok = True
+    for bound in ("low", "high"):
+        value = raw.get(bound)
+        if not _is_number(value) or not math.isfinite(value):
+            problems.add((*path, bound), f"{key}/{bound}", f"expected a number, got {value!r}")
+            ok = False
+        elif kind == "int" and not float(value).is_integer():
+            problems.add((*path, bound), f"{key}/{bound}", f"expected an integer, got {value!r}")
+            ok = False
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        problems.add((*path, "log"), f"{key}/log", f"expected true or false, got {log!r}")
+        ok = False
+    step = raw.get("step")
+    if step is not None and (not _is_number(step) or step <= 0):
+        problems.add((*path, "step"), f"{key}/step", f"expected a number > 0, got {step!r}")
+        ok = False
+    if not ok:
+        return None
+    low, high = raw["low"], raw["high"]
+    if low > high:
+        problems.add(path, key, f"low ({low}) > high ({high})")
+        return None
+    if log and low <= 0:
+        problems.add((*path, "low"), f"{key}/low", f"log scale needs low > 0, got {low}")
+        return None
+    if log and step is not None and not (kind == "int" and step == 1):
+        problems.add((*path, "step"), f"{key}/step", "step cannot be combined with log")
+        return None
+    if kind == "float":
+        return FloatParam(name, float(low), float(high), log, None if step is None else float(step))
+    if step is not None and not float(step).is_integer():
+        problems.add((*path, "step"), f"{key}/step", f"expected an integer, got {step!r}")
+        return None
+    return IntParam(name, int(low), int(high), log, 1 if step is None else int(step))
+
+
+def _parse_objectives(raw: Any, problems: _Problems) -> tuple[Objective, ...]:
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        path = (
+            ("study", "objective") if not isinstance(raw, list) else ("study", "objective", str(i))
+        )
+        key = "study/objective" + (f"[{i}]" if isinstance(raw, list) else "")
+        if not isinstance(item, Mapping) or not isinstance(item.get("metric"), str):
+            problems.add(
+                path, key, f"expected {{metric: NAME, direction: maximize|minimize}}, got {item!r}"
+            )
+            continue
+        for k, message in _unknown(item.keys(), ("metric", "direction")):
+            problems.add((*path, k), f"{key}/{k}", message)
+        direction = item.get("direction", "maximize")
+        if direction not in ("maximize", "minimize"):
+            problems.add(
+                (*path, "direction"),
+                f"{key}/direction",
+                f"expected maximize or minimize, got {direction!r}",
+            )
+            continue
+        out.append(Objective(item["metric"], direction))
+    return tuple(out)
+
+
+def _parse_named(raw: Any, default: Any, cls: type, key: str, problems: _Problems) -> Any:
+    if raw is None:
+        return default
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        problems.add(
+            ("study", key), f"study/{key}", f"expected {{name: ..., options...}}, got {raw!r}"
+        )
+        return default
+    options = {k: v for k, v in raw.items() if k != "name"}
+    return cls(name=raw["name"], options=types.MappingProxyType(options))
+
+
+def parse_spec(
+    data: Any, *, source: str, lines: dict[tuple[str, ...], int] | None = None
+) -> SearchSpec:
+    """Validate parsed YAML ``data`` into a :class:`SearchSpec`; raise :class:`SpecError`.
+
+    Example:
+        >>> spec = parse_spec(
+        ...     {"params": {"mask/ratio": {"type": "float", "low": 0.5, "high": 0.9}}},
+        ...     source="inline",
+        ... )
+        >>> spec.params[0]
+        FloatParam(name='mask/ratio', low=0.5, high=0.9, log=False, step=None)
+    """
+    problems = _Problems(source, lines or {})
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            [(source, 1, "", f"expected a mapping at the top level, got {type(data).__name__}")]
+        )
+    for k, message in _unknown(data.keys(), TOP_KEYS):
+        problems.add((k,), k, message)
+
+    study_raw = data.get("study", {}) or {}
+    study = StudySpec()
+    if not isinstance(study_raw, Mapping):
+        problems.add(("study",), "study", "expected a mapping")
+    else:
+        for k, message in _unknown(study_raw.keys(), ("name", "objective", "sampler", "pruner")):
+            problems.add(("study", k), f"study/{k}", message)
+        objectives = (
+            _parse_objectives(study_raw["objective"], problems)
+            if "objective" in study_raw
+            else study.objectives
+        )
+        study = StudySpec(
+            name=str(study_raw.get("name", study.name)),
+            objectives=objectives or study.objectives,
+            sampler=_parse_named(
+                study_raw.get("sampler"), study.sampler, SamplerSpec, "sampler", problems
+            ),
+            pruner=_parse_named(
+                study_raw.get("pruner"), study.pruner, PrunerSpec, "pruner", problems
+            ),
+        )
+
+    budget = _parse_budget(data.get("budget", {}) or {}, problems)
+
+    params: list[Param] = []
+    raw_params = data.get("params", {}) or {}
+    if not isinstance(raw_params, Mapping):
+        problems.add(("params",), "params", "expected a mapping of name -> distribution")
+        raw_params = {}
+    for name, raw in raw_params.items():
+        if not isinstance(name, str) or not name or name.startswith("/") or name.endswith("/"):
+            problems.add(
+                ("params", str(name)), f"params/{name}", "expected a name like 'mask/ratio'"
+            )
+            continue
+        param = _parse_param(name, raw, problems)
+        if param is not None:
+            params.append(param)
+
+    base: dict[str, Any] = {}
+    for section in TRIAL_SECTIONS:
+        if section in data:
+            value = data[section]
+            if not isinstance(value, Mapping):
+                problems.add((section,), section, f"expected a mapping, got {value!r}")
+                continue
+            base[section] = value
+    if "epochs" in base.get("train", {}):
+        problems.add(("train", "epochs"), "train/epochs", "set the epochs in budget/epochs")
+
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        problems.add(("description",), "description", "expected a string")
+        description = ""
+    if problems.items:
+        raise SpecError(problems.items)
+    spec = SearchSpec(
+        source=source,
+        description=description.strip(),
+        study=study,
+        budget=budget,
+        params=tuple(params),
+        base=base,
+    )
+    _check_study(spec, problems)
+    _check_against_trainables(spec, problems)
+    if problems.items:
+        raise SpecError(problems.items)
+    return spec
+
+
+def _parse_budget(raw: Any, problems: _Problems) -> Budget:
+    default = Budget()
+    if not isinstance(raw, Mapping):
+        problems.add(("budget",), "budget", "expected a mapping")
+        return default
+    for k, message in _unknown(raw.keys(), ("trials", "epochs", "concurrency", "resources")):
+        problems.add(("budget", k), f"budget/{k}", message)
+    values: dict[str, Any] = {}
+    for key in ("trials", "epochs", "concurrency"):
+        value = raw.get(key, getattr(default, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.add(
+                ("budget", key), f"budget/{key}", f"expected an integer >= 1, got {value!r}"
+            )
+            value = getattr(default, key)
+        values[key] = value
+    resources = raw.get("resources", {}) or {}
+    if not isinstance(resources, Mapping):
+        problems.add(("budget", "resources"), "budget/resources", "expected {cpu: N, gpu: F}")
+        resources = {}
+    for k, message in _unknown(resources.keys(), ("cpu", "gpu")):
+        problems.add(("budget", "resources", k), f"budget/resources/{k}", message)
+    for key in ("cpu", "gpu"):
+        value = resources.get(key, getattr(default, key))
+        if (
+            not _is_number(value)
+            or value < 0
+            or (key == "cpu" and value == 0 and not resources.get("gpu"))
+        ):
+            problems.add(
+                ("budget", "resources", key),
+                f"budget/resources/{key}",
+                f"expected a number >= 0 (fractions allowed), got {value!r}",
+            )
+            value = getattr(default, key)
+        values[key] = float(value)
+    return Budget(**values)
+
+
+def _check_study(spec: SearchSpec, problems: _Problems) -> None:
+    """Build the sampler and pruner once, so that a bad name or option fails here."""
+    from spaces.study import build_pruner, build_sampler
+    from trainables._registry import UnknownNameError
+
+    for key, build, part in (
+        ("sampler", build_sampler, spec.study.sampler),
+        ("pruner", build_pruner, spec.study.pruner),
+    ):
+        try:
+            build(part.name, part.options)
+        except (UnknownNameError, ValueError) as err:
+            problems.add(("study", key), f"study/{key}", str(err))
+
+
+def _check_against_trainables(spec: SearchSpec, problems: _Problems) -> None:
+    """Compile the space at each param's extremes and parse the trial config."""
+    from spaces.compile import representative_configs
+    from trainables.config import ConfigError, TrialConfig
+    from trainables.probes import probe_metric_names
+
+    names = set(spec.param_names)
+    for config in representative_configs(spec):
+        try:
+            cfg = TrialConfig.from_dict(config)
+        except ConfigError as err:
+            parts = tuple(err.path.split("/")) if err.path else ()
+            # The problem is in a param when the key path starts with one.
+            param = next((n for n in names if err.path == n or err.path.startswith(n + "/")), None)
+            if param is not None:
+                problems.add(("params", param), f"params/{param}", err.message)
+            else:
+                problems.add(parts, err.path, err.message)
+            return
+    metrics = {"loss", "epoch"}
+    for probe in cfg.probe.names:
+        metrics.update(probe_metric_names(probe))
+    for i, objective in enumerate(spec.study.objectives):
+        if objective.metric not in metrics:
+            problems.add(
+                ("study", "objective"),
+                "study/objective"
+                + (f"[{i}]" if len(spec.study.objectives) > 1 else "")
+                + "/metric",
+                f"no probe reports '{objective.metric}'; reported: {', '.join(sorted(metrics))}",
+            )
+
+
+def load_spec(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> SearchSpec:
+    """Read, validate and return the space in ``path``; ``overrides`` are dotted-key sets.
+
+    Raises:
+        SpecError: with every located problem in the file.
+    """
+    source = str(path)
+    try:
+        data, lines = load_with_lines(read_text(path), source)
+    except YamlError as err:
+        raise SpecError([(err.source, err.line, "", err.message)]) from None
+    if overrides:
+        data = apply_overrides(data, overrides, source=source)
+    return parse_spec(data, source=source, lines=lines)
+
+
+def apply_overrides(data: Any, overrides: Mapping[str, Any], *, source: str) -> Any:
+    """Set ``a.b.c=value`` overrides (from ``--set``) into a copy of the parsed YAML."""
+    import copy
+
+    data = copy.deepcopy(data) if isinstance(data, Mapping) else {}
+    for dotted, value in overrides.items():
+        keys = dotted.split(".")
+        node = data
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), Mapping):
+                node[k] = {}
+            node = node[k]
+        node[keys[-1]] = value
+    return data
+
+
+def shipped_spaces() -> dict[str, Path]:
+    """The YAML files shipped in this package, by stem."""
+    here = Path(__file__).parent
+    return {p.stem: p for p in sorted(here.glob("*.yaml"))}

@@ -1,0 +1,323 @@
+"""The trial configuration: the only seam between ``search`` and ``trainables``.
+
+A trial receives one nested ``dict`` (``"mask/ratio"`` in the space becomes
+``config["mask"]["ratio"]``). :meth:`TrialConfig.from_dict` parses it once into
+frozen dataclasses; everything downstream takes those, never the raw dict.
+Unknown keys are errors that name the key path and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainables._registry import suggest
+
+__all__ = [
+    "AugConfig",
+    "ConfigError",
+    "DataConfig",
+    "LossConfig",
+    "MaskConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "ProbeConfig",
+    "TrainConfig",
+    "TrialConfig",
+]
+
+
+class ConfigError(ValueError):
+    """A trial configuration that cannot be used; ``path`` is the key path (``a/b/c``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> types.MappingProxyType:
+    return types.MappingProxyType(
+        {k: _frozen_mapping(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data source and how it is split.
+
+    Attributes:
+        name: registered data source (``digits``, ...).
+        val_fraction: share of the images held out as the probe's query set.
+        seed: seed of the train/val split.
+        options: keyword arguments of the data source.
+    """
+
+    name: str = "digits"
+    val_fraction: float = 0.25
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The encoder (a timm model or a named preset) and the MAE decoder.
+
+    ``None`` keeps the preset's value.
+    """
+
+    name: str = "vit_digits"
+    patch_size: int | None = None
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    decoder_dim: int = 64
+    decoder_depth: int = 1
+    decoder_heads: int = 4
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Masking strategy, ratio and per-strategy options (``mask/<strategy>/<option>``)."""
+
+    strategy: str = "random"
+    ratio: float = 0.75
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Augmentation ops in pipeline order: op name -> its keyword arguments."""
+
+    ops: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: {"resized_crop": {"min_scale": 0.6}}
+    )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay (per step)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    batch_size: int = 128
+    warmup_epochs: float = 2.0
+    min_lr_ratio: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The SSL objective and its options (``loss/<objective>/<option>``)."""
+
+    name: str = "mae"
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Probes run on frozen features every ``every`` epochs.
+
+    Attributes:
+        names: registered probes to run.
+        feature: ``cls`` (class token) or ``mean`` (mean of patch tokens).
+        every: evaluate every this many epochs (and always after the last).
+        options: per-probe keyword arguments (``probe/knn/k``).
+    """
+
+    names: tuple[str, ...] = ("knn",)
+    feature: str = "cls"
+    every: int = 1
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Length, seed and device of one trial.
+
+    Attributes:
+        epochs: training epochs.
+        seed: seed of initialisation, masks, augmentation and batch order.
+        device: ``auto`` (CUDA when visible), ``cpu`` or ``cuda``.
+        threads: torch CPU threads; 0 uses the trial's CPU allocation.
+    """
+
+    epochs: int = 40
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs, parsed once from the nested config dict.
+
+    Example:
+        >>> cfg = TrialConfig.from_dict({"mask": {"ratio": 0.5}, "train": {"epochs": 3}})
+        >>> cfg.mask.ratio, cfg.train.epochs, cfg.optim.lr
+        (0.5, 3, 0.001)
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> TrialConfig:
+        """Parse and validate a nested config; raise :class:`ConfigError` on bad input."""
+        if not isinstance(config, Mapping):
+            raise ConfigError("", f"expected a mapping, got {type(config).__name__}")
+        config = dict(config)
+        # Sections whose extra keys are named sub-options (mask/block/aspect).
+        mask = dict(config.get("mask", {}))
+        loss = dict(config.get("loss", {}))
+        probe = dict(config.get("probe", {}))
+        if "mask" in config:
+            config["mask"] = _split_options(mask, ("strategy", "ratio", "options"))
+        if "loss" in config:
+            config["loss"] = _split_options(loss, ("name", "options"))
+        if "probe" in config:
+            config["probe"] = _split_options(probe, ("names", "feature", "every", "options"))
+        if "aug" in config:
+            aug = config["aug"]
+            if not isinstance(aug, Mapping):
+                raise ConfigError("aug", f"expected a mapping of ops, got {aug!r}")
+            config["aug"] = {"ops": aug.get("ops", aug)}
+        parsed = _build(cls, config, "")
+        _check_names(parsed)
+        return parsed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested plain-dict form (sub-options folded back in), for logs and specs."""
+        out = _plain(dataclasses.asdict(self))
+        for section in ("mask", "loss", "probe"):
+            out[section].update(out[section].pop("options"))
+        out["aug"] = out["aug"]["ops"]
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _split_options(section: dict[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
+    """Move every key that is not one of the section's own fields into ``options``."""
+    out = {k: v for k, v in section.items() if k in own}
+    options = dict(out.get("options", {}))
+    options.update({k: v for k, v in section.items() if k not in own})
+    out["options"] = options
+    return out
+
+
+def _build(cls: type, values: Mapping[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        key_path = f"{path}/{key}" if path else str(key)
+        if key not in fields:
+            raise ConfigError(
+                key_path,
+                f"unknown key{suggest(str(key), list(fields))}; valid: {', '.join(fields)}",
+            )
+        kwargs[key] = _coerce(hints[key], value, key_path)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(path, f"expected a mapping, got {value!r}")
+        return _build(hint, value, path)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, path)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(path, f"expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        return int(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(path, f"expected a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(path, f"expected a mapping, got {value!r}")
+        return _frozen_mapping(value)
+    return value
+
+
+def _check_names(cfg: TrialConfig) -> None:
+    """Check registry names and option keys against the registries' signatures."""
+    from trainables import augment, data, encoders, masking, objectives, probes
+    from trainables._registry import UnknownNameError, lookup
+
+    def check(registry: dict, kind: str, name: str, path: str) -> Any:
+        try:
+            return lookup(registry, kind, name)
+        except UnknownNameError as err:
+            raise ConfigError(path, str(err)) from None
+
+    check(data.DATA_SOURCES, "data source", cfg.data.name, "data/name")
+    if cfg.model.name not in encoders.PRESETS:
+        encoders.check_timm_name(cfg.model.name)
+    check(masking.MASKING, "masking strategy", cfg.mask.strategy, "mask/strategy")
+    for name in cfg.mask.options:
+        check(masking.MASKING, "masking strategy", name, f"mask/{name}")
+    if not 0.0 <= cfg.mask.ratio <= 0.95:
+        raise ConfigError("mask/ratio", f"expected a value in [0, 0.95], got {cfg.mask.ratio}")
+    for name in cfg.aug.ops:
+        check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/{name}")
+    check(objectives.OBJECTIVES, "objective", cfg.loss.name, "loss/name")
+    for name in cfg.loss.options:
+        check(objectives.OBJECTIVES, "objective", name, f"loss/{name}")
+    for i, name in enumerate(cfg.probe.names):
+        check(probes.PROBES, "probe", name, f"probe/names[{i}]")
+    for name in cfg.probe.options:
+        check(probes.PROBES, "probe", name, f"probe/{name}")
+    if cfg.probe.feature not in ("cls", "mean"):
+        raise ConfigError("probe/feature", f"expected 'cls' or 'mean', got {cfg.probe.feature!r}")
+    if cfg.train.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError("train/device", f"expected auto, cpu or cuda, got {cfg.train.device!r}")
+    for key, low in (("epochs", 1), ("threads", 0)):
+        if getattr(cfg.train, key) < low:
+            raise ConfigError(f"train/{key}", f"expected >= {low}")
+    if cfg.optim.batch_size < 2:
+        raise ConfigError("optim/batch_size", "expected >= 2")
+    if cfg.optim.lr <= 0:
+        raise ConfigError("optim/lr", f"expected > 0, got {cfg.optim.lr}")

@@ -1,0 +1,139 @@
+"""Encoders: timm models by name, plus small presets that train in seconds on a CPU.
+
+:func:`build_encoder` returns an :class:`Encoder`: the timm model plus the two
+calls a trial needs, :meth:`Encoder.encode_visible` (MAE: only unmasked
+tokens go through the blocks) and :meth:`Encoder.features` (frozen features
+for probes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import timm
+import torch
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+from trainables.config import ConfigError, ModelConfig
+
+__all__ = ["PRESETS", "Encoder", "build_encoder", "check_timm_name"]
+
+#: Named presets: a timm architecture plus its size. ``img_size`` comes from the data.
+PRESETS: dict[str, Mapping[str, Any]] = {
+    # 8x8 digits: 2x2 patches -> 16 tokens; 4 blocks, 96 wide.
+    "vit_digits": {
+        "arch": "vit",
+        "patch_size": 2,
+        "embed_dim": 96,
+        "depth": 4,
+        "num_heads": 4,
+    },
+    # 32x32 images (shapes, CIFAR-style): 4x4 patches -> 64 tokens.
+    "vit_tiny_32": {
+        "arch": "vit",
+        "patch_size": 4,
+        "embed_dim": 192,
+        "depth": 6,
+        "num_heads": 3,
+    },
+}
+
+
+def check_timm_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is a preset or a timm model."""
+    if name in PRESETS or timm.is_model(name):
+        return
+    close = timm.list_models(f"*{name.split('_')[0]}*")[:5]
+    hint = f" (timm has e.g. {', '.join(close)})" if close else ""
+    raise ConfigError(
+        "model/name",
+        f"unknown encoder '{name}': not a preset ({', '.join(PRESETS)}) nor a timm model{hint}",
+    )
+
+
+class Encoder(nn.Module):
+    """A timm VisionTransformer with MAE-style visible-token encoding.
+
+    Attributes:
+        vit: the timm model (``num_classes=0``).
+        grid_hw: patch grid ``(H, W)``.
+        patch_size: side of a square patch in pixels.
+        embed_dim: token width.
+    """
+
+    def __init__(self, vit: VisionTransformer) -> None:
+        super().__init__()
+        self.vit = vit
+        self.grid_hw: tuple[int, int] = tuple(vit.patch_embed.grid_size)
+        self.patch_size: int = int(vit.patch_embed.patch_size[0])
+        self.embed_dim: int = int(vit.embed_dim)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid_hw[0] * self.grid_hw[1]
+
+    def encode_visible(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Encode only the tokens where ``mask`` is False (MAE encoder).
+
+        Args:
+            x: images ``[B, C, H, W]``.
+            mask: bool ``[B, L]`` with the same number of True per row, or None.
+
+        Returns:
+            ``[B, 1 + L_visible, D]``: class token then visible tokens, in order.
+        """
+        vit = self.vit
+        tokens = vit.patch_embed(x)
+        prefix = vit.num_prefix_tokens
+        tokens = tokens + vit.pos_embed[:, prefix:, :]
+        if mask is not None:
+            batch = tokens.shape[0]
+            keep = (~mask).nonzero(as_tuple=False)[:, 1].view(batch, -1)
+            tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        if vit.cls_token is not None:
+            cls = (vit.cls_token + vit.pos_embed[:, :1, :]).expand(tokens.shape[0], -1, -1)
+            tokens = torch.cat([cls, tokens], dim=1)
+        tokens = vit.norm_pre(tokens)
+        tokens = vit.blocks(tokens)
+        return vit.norm(tokens)
+
+    def features(self, x: torch.Tensor, kind: str = "cls") -> torch.Tensor:
+        """Frozen features of whole images: the class token or the mean of patch tokens."""
+        tokens = self.encode_visible(x, None)
+        if kind == "cls":
+            return tokens[:, 0]
+        return tokens[:, self.vit.num_prefix_tokens :].mean(dim=1)
+
+
+def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encoder:
+    """Build the encoder named by ``cfg`` for images of ``image_size`` and ``channels``.
+
+    Example:
+        >>> enc = build_encoder(ModelConfig(name="vit_digits"), image_size=8, channels=1)
+        >>> enc.grid_hw, enc.embed_dim
+        ((4, 4), 96)
+    """
+    overrides = {
+        k: v
+        for k in ("patch_size", "embed_dim", "depth", "num_heads")
+        if (v := getattr(cfg, k)) is not None
+    }
+    if cfg.name in PRESETS:
+        kwargs = {k: v for k, v in PRESETS[cfg.name].items() if k != "arch"}
+        kwargs.update(overrides)
+        model = VisionTransformer(img_size=image_size, in_chans=channels, num_classes=0, **kwargs)
+    else:
+        check_timm_name(cfg.name)
+        model = timm.create_model(
+            cfg.name,
+            pretrained=False,
+            img_size=image_size,
+            in_chans=channels,
+            num_classes=0,
+            **overrides,
+        )
+    if not isinstance(model, VisionTransformer):
+        raise ConfigError("model/name", f"'{cfg.name}' is not a VisionTransformer; MAE needs a ViT")
+    return Encoder(model)

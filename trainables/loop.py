@@ -1,0 +1,226 @@
+"""The training loop of one trial: pure PyTorch, no Ray.
+
+:class:`Trainer` holds a trial's state (encoder, objective, optimiser, RNG)
+and offers :meth:`Trainer.train_epoch`, :meth:`Trainer.evaluate` and
+checkpoint save/load that resumes bit-for-bit on the CPU. :func:`run_epochs`
+yields one metrics dict per epoch; the Tune entry point and the benchmarks
+both drive it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainables.augment import build_pipeline
+from trainables.config import TrialConfig
+from trainables.data import Dataset
+from trainables.encoders import build_encoder
+from trainables.masking import make_mask
+from trainables.objectives import OBJECTIVES
+from trainables.probes import PROBES
+
+__all__ = ["NonFiniteLossError", "Trainer", "resolve_device", "run_epochs"]
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the trial cannot continue."""
+
+    def __init__(self, epoch: int, step: int, value: float) -> None:
+        self.epoch, self.step, self.value = epoch, step, value
+        super().__init__(f"non-finite loss {value} at epoch {epoch}, step {step}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when visible, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train/device is 'cuda' but no CUDA device is visible")
+    return torch.device(name)
+
+
+class Trainer:
+    """One trial's model, optimiser and RNG state.
+
+    Example:
+        >>> from trainables.data import load_dataset
+        >>> cfg = TrialConfig.from_dict({"train": {"epochs": 1}})
+        >>> trainer = Trainer(cfg, load_dataset(cfg.data))
+        >>> sorted(trainer.train_epoch())
+        ['epoch', 'loss', 'lr', 'mae_reconstruction', 'train_time_s']
+    """
+
+    def __init__(
+        self, cfg: TrialConfig, dataset: Dataset, *, device: torch.device | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.train.seed)
+        self.train_x = dataset.train_x.to(self.device)
+        self.val_x = dataset.val_x.to(self.device)
+        self.train_y = None if dataset.train_y is None else dataset.train_y.to(self.device)
+        self.val_y = None if dataset.val_y is None else dataset.val_y.to(self.device)
+        mean, std = dataset.stats()
+        self.mean = mean.view(1, -1, 1, 1).to(self.device)
+        self.std = std.view(1, -1, 1, 1).to(self.device)
+        size, channels = dataset.image_size, dataset.channels
+        self.encoder = build_encoder(cfg.model, image_size=size, channels=channels)
+        self.objective = OBJECTIVES[cfg.loss.name](
+            self.encoder,
+            channels=channels,
+            model_cfg=cfg.model,
+            **dict(cfg.loss.options.get(cfg.loss.name, {})),
+        ).to(self.device)
+        self.augment = build_pipeline(cfg.aug.ops, image_size=size, channels=channels)
+        self.mask_options = dict(cfg.mask.options.get(cfg.mask.strategy, {}))
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        opt = cfg.optim
+        decay, no_decay = [], []
+        for name, param in self.objective.named_parameters():
+            (no_decay if param.ndim < 2 or "pos" in name or "token" in name else decay).append(
+                param
+            )
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": opt.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=opt.lr,
+            betas=(opt.beta1, opt.beta2),
+        )
+        self.steps_per_epoch = max(1, len(self.train_x) // opt.batch_size)
+        self.epoch = 0
+        self.step = 0
+
+    # -- schedule -----------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up then cosine decay to ``min_lr_ratio * lr``, per step."""
+        opt = self.cfg.optim
+        total = self.cfg.train.epochs * self.steps_per_epoch
+        warmup = min(total, round(opt.warmup_epochs * self.steps_per_epoch))
+        if step < warmup:
+            return opt.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        floor = opt.lr * opt.min_lr_ratio
+        return floor + (opt.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    # -- training -----------------------------------------------------------
+    def make_views(self, images_u8: torch.Tensor) -> list[torch.Tensor]:
+        """The objective's augmented, normalised views of a uint8 batch."""
+        x = images_u8.float().div_(255.0)
+        return [(self.augment(x) - self.mean) / self.std for _ in range(self.objective.num_views)]
+
+    def sample_mask(self, batch: int) -> torch.Tensor:
+        return make_mask(
+            self.cfg.mask.strategy,
+            batch,
+            self.encoder.grid_hw,
+            self.cfg.mask.ratio,
+            generator=self.generator,
+            **self.mask_options,
+        )
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training images; raises :class:`NonFiniteLossError`."""
+        start = time.perf_counter()
+        self.objective.train()
+        bs = self.cfg.optim.batch_size
+        order = torch.randperm(len(self.train_x), generator=self.generator, device=self.device)
+        totals: dict[str, float] = {}
+        for i in range(self.steps_per_epoch):
+            lr = self.lr_at(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = self.train_x[order[i * bs : (i + 1) * bs]]
+            out = self.objective(self.make_views(batch), self.sample_mask)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(self.epoch + 1, i, float(loss))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(
+                    self.objective.parameters(), self.cfg.optim.grad_clip
+                )
+            self.optimizer.step()
+            self.step += 1
+            for key, value in out.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach())
+        self.epoch += 1
+        metrics = {k: v / self.steps_per_epoch for k, v in totals.items()}
+        metrics.update(epoch=self.epoch, lr=lr, train_time_s=time.perf_counter() - start)
+        return metrics
+
+    # -- evaluation ---------------------------------------------------------
+    @torch.no_grad()
+    def features(self, images_u8: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+        """Frozen features of un-augmented images, in batches."""
+        self.encoder.eval()
+        out = []
+        for start in range(0, len(images_u8), batch_size):
+            x = (images_u8[start : start + batch_size].float() / 255.0 - self.mean) / self.std
+            out.append(self.encoder.features(x, self.cfg.probe.feature))
+        return torch.cat(out)
+
+    def evaluate(self) -> dict[str, float]:
+        """Run every configured probe on features extracted once."""
+        start = time.perf_counter()
+        train_f = self.features(self.train_x)
+        val_f = self.features(self.val_x)
+        metrics: dict[str, float] = {}
+        for name in self.cfg.probe.names:
+            options = dict(self.cfg.probe.options.get(name, {}))
+            result = PROBES[name](train_f, self.train_y, val_f, self.val_y, **options)
+            metrics.update({f"{name}_{k}": float(v) for k, v in result.items()})
+        metrics["probe_time_s"] = time.perf_counter() - start
+        return metrics
+
+    # -- checkpoints --------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CHECKPOINT_FILE
+        torch.save(self.state_dict(), path)
+        return path
+
+    def load(self, directory: str | Path) -> None:
+        state = torch.load(
+            Path(directory) / CHECKPOINT_FILE, map_location=self.device, weights_only=True
+        )
+        self.load_state_dict(state)
+
+
+def run_epochs(trainer: Trainer) -> Iterator[dict[str, float]]:
+    """Train to ``train.epochs``; yield each epoch's metrics (probes every ``probe.every``)."""
+    cfg = trainer.cfg
+    while trainer.epoch < cfg.train.epochs:
+        metrics = trainer.train_epoch()
+        if trainer.epoch % cfg.probe.every == 0 or trainer.epoch == cfg.train.epochs:
+            metrics.update(trainer.evaluate())
+        yield metrics
