@@ -10,7 +10,6 @@ expected, e.g. ``spaces/my.yaml:14 params/mask/ratio: low (0.9) > high (0.2)``.
 from __future__ import annotations
 
 import math
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +112,12 @@ class SamplerSpec:
 
     name: str = "tpe"
     options: Mapping[str, Any] = field(
-        default_factory=lambda: types.MappingProxyType(
-            {"seed": 0, "multivariate": True, "constant_liar": True, "n_startup_trials": 8}
-        )
+        default_factory=lambda: {
+            "seed": 0,
+            "multivariate": True,
+            "constant_liar": True,
+            "n_startup_trials": 8,
+        }
     )
 
 
@@ -125,7 +127,7 @@ class PrunerSpec:
 
     name: str = "median"
     options: Mapping[str, Any] = field(
-        default_factory=lambda: types.MappingProxyType({"n_startup_trials": 5, "n_warmup_steps": 5})
+        default_factory=lambda: {"n_startup_trials": 5, "n_warmup_steps": 5}
     )
 
 
@@ -377,11 +379,15 @@ def _parse_named(raw: Any, default: Any, cls: type, key: str, problems: _Problem
         )
         return default
     options = {k: v for k, v in raw.items() if k != "name"}
-    return cls(name=raw["name"], options=types.MappingProxyType(options))
+    return cls(name=raw["name"], options=options)
 
 
 def parse_spec(
-    data: Any, *, source: str, lines: dict[tuple[str, ...], int] | None = None
+    data: Any,
+    *,
+    source: str,
+    lines: dict[tuple[str, ...], int] | None = None,
+    builtin_trainable: bool = True,
 ) -> SearchSpec:
     """Validate parsed YAML ``data`` into a :class:`SearchSpec`; raise :class:`SpecError`.
 
@@ -469,7 +475,8 @@ def parse_spec(
         base=base,
     )
     _check_study(spec, problems)
-    _check_against_trainables(spec, problems)
+    if builtin_trainable:  # a user's own trainable has its own config and metrics
+        _check_against_trainables(spec, problems)
     if problems.items:
         raise SpecError(problems.items)
     return spec
@@ -562,8 +569,16 @@ def _check_against_trainables(spec: SearchSpec, problems: _Problems) -> None:
             )
 
 
-def load_spec(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -> SearchSpec:
+def load_spec(
+    path: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    builtin_trainable: bool = True,
+) -> SearchSpec:
     """Read, validate and return the space in ``path``; ``overrides`` are dotted-key sets.
+
+    With ``builtin_trainable=False`` the params and metrics are not checked
+    against :mod:`trainables` (the space drives a user's own trainable).
 
     Raises:
         SpecError: with every located problem in the file.
@@ -575,7 +590,7 @@ def load_spec(path: str | Path, *, overrides: Mapping[str, Any] | None = None) -
         raise SpecError([(err.source, err.line, "", err.message)]) from None
     if overrides:
         data = apply_overrides(data, overrides, source=source)
-    return parse_spec(data, source=source, lines=lines)
+    return parse_spec(data, source=source, lines=lines, builtin_trainable=builtin_trainable)
 
 
 def apply_overrides(data: Any, overrides: Mapping[str, Any], *, source: str) -> Any:

@@ -78,7 +78,9 @@ def _build(registry: dict, kind: str, name: str, options: Mapping[str, Any]) -> 
     try:
         return factory(**dict(options))
     except TypeError as err:
-        raise ValueError(f"{kind} '{name}': {err}".replace(f"{factory.__name__}()", "")) from None
+        raise ValueError(
+            f"{kind} '{name}': " + str(err).replace(f"{factory.__name__}() ", "")
+        ) from None
 
 
 def build_sampler(name: str, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:

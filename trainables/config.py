@@ -40,10 +40,9 @@ class ConfigError(ValueError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
-def _frozen_mapping(value: Mapping[str, Any]) -> types.MappingProxyType:
-    return types.MappingProxyType(
-        {k: _frozen_mapping(v) if isinstance(v, Mapping) else v for k, v in value.items()}
-    )
+def _copy_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    # Plain dicts (not mappingproxy): configs are pickled by Ray and copied.
+    return {k: _copy_mapping(v) if isinstance(v, Mapping) else v for k, v in value.items()}
 
 
 @dataclass(frozen=True)
@@ -278,7 +277,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if origin in (Mapping, dict) or hint is Mapping:
         if not isinstance(value, Mapping):
             raise ConfigError(path, f"expected a mapping, got {value!r}")
-        return _frozen_mapping(value)
+        return _copy_mapping(value)
     return value
 
 

@@ -145,7 +145,7 @@ class Trainer:
             out = self.objective(self.make_views(batch), self.sample_mask)
             loss = out["loss"]
             if not torch.isfinite(loss):
-                raise NonFiniteLossError(self.epoch + 1, i, float(loss))
+                raise NonFiniteLossError(self.epoch + 1, i, float(loss.detach()))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.optim.grad_clip > 0:

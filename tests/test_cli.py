@@ -1,0 +1,76 @@
+"""The sslsearch command: bad input exits non-zero with one located line, before Ray."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def sslsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "search", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_missing_space_file(tmp_path):
+    proc = sslsearch("run", "nope.yaml", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["sslsearch: nope.yaml no such file"]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "budget: {trials: 2}\nparamz: {}\n",
+            "bad.yaml:2 paramz: unknown key (did you mean 'params'?)",
+        ),
+        ("params: [1, 2\n", "bad.yaml:2 "),
+        (
+            "params:\n  mask/ratio: {type: float, low: 0.9, high: 0.2}\n",
+            "bad.yaml:2 params/mask/ratio: low (0.9) > high (0.2)",
+        ),
+    ],
+)
+def test_bad_space_exits_before_ray_starts(tmp_path, text, expected):
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    proc = sslsearch("run", "bad.yaml", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("sslsearch: " + expected)
+    assert not (tmp_path / "run").exists()
+    assert "ray" not in proc.stdout.lower()
+
+
+def test_bad_set_override_names_the_key(tmp_path):
+    proc = sslsearch("run", "--set", "budget.trials=many", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "budget/trials: expected an integer >= 1, got 'many'" in proc.stderr
+
+
+def test_spaces_check_reports_every_problem(tmp_path):
+    (tmp_path / "a.yaml").write_text(
+        "budget: {trials: 0}\nparams:\n  x/y: {type: int, low: 3, high: 1}\n", encoding="utf-8"
+    )
+    proc = sslsearch("spaces", "check", "a.yaml", "default", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        "a.yaml:1 budget/trials: expected an integer >= 1, got 0",
+        "a.yaml:3 params/x/y: low (3) > high (1)",
+        "default: ok",
+    ]
+
+
+def test_spaces_list_names_the_default(tmp_path):
+    proc = sslsearch("spaces", "list", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("default ")

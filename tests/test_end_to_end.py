@@ -1,0 +1,86 @@
+"""One real study through `sslsearch run`, checked from its run directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+
+@pytest.mark.slow
+def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search",
+            "run",
+            "--out",
+            str(run_dir),
+            "--trials",
+            "3",
+            "--epochs",
+            "2",
+            "--concurrency",
+            "2",
+            "--set",
+            "study.pruner=none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "trial 0 started" in out and "finished 3/3" in out
+    assert "Best trial" in out and f"Run directory: {run_dir}" in out
+
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    assert spec["budget"]["trials"] == 3 and spec["budget"]["epochs"] == 2
+    study = optuna.load_study(study_name="default", storage=f"sqlite:///{run_dir / 'study.db'}")
+    assert len(study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert set(study.trials[0].params) == {
+        "mask/ratio",
+        "optim/lr",
+        "optim/weight_decay",
+        "loss/mae/norm_pix",
+    }
+    for t in study.trials:
+        assert sorted(t.intermediate_values) == [1, 2]
+        assert t.value == t.intermediate_values[2]
+
+    trials = pq.read_table(run_dir / "trials.parquet")
+    curves = pq.read_table(run_dir / "curves.parquet")
+    assert trials.schema.metadata[b"sslsearch.schema"] == b"trials/1"
+    assert trials.num_rows == 3 and curves.num_rows == 3 * 2
+    rows = trials.to_pylist()
+    assert [r["number"] for r in rows] == [0, 1, 2]
+    assert all(r["epochs"] == 2 and r["pruned_at"] is None for r in rows)
+    by_trial = {t.number: t for t in study.trials}
+    for r in rows:
+        assert r["value"] == by_trial[r["number"]].value == r["final/knn_top1"]
+        assert r["param/mask/ratio"] == by_trial[r["number"]].params["mask/ratio"]
+        assert r["best/knn_top1"] >= r["final/knn_top1"]
+        assert r["wall_time_s"] > 0
+    curve_rows = curves.to_pylist()
+    assert {(c["trial"], c["epoch"]) for c in curve_rows} == {
+        (n, e) for n in range(3) for e in (1, 2)
+    }
+    assert {"loss", "knn_top1", "knn_top5", "lr"} <= set(curves.column_names)
+
+    # `sslsearch report` rewrites the same tables from the study and the Tune results.
+    (run_dir / "trials.parquet").unlink()
+    report = subprocess.run(
+        [sys.executable, "-m", "search", "report", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    assert pq.read_table(run_dir / "trials.parquet").to_pylist() == rows
