@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -17,6 +18,16 @@ def _fmt(value: object) -> str:
             return "nan"
         return f"{value:.4g}"
     return str(value)
+
+
+def _baseline(run_dir: Path) -> dict[str, float]:
+    path = run_dir / "baseline.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
@@ -55,6 +66,12 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
             lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
         best = complete[0]
         lines.append(f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}")
+        baseline = _baseline(run_dir).get(metric)
+        if baseline is not None:
+            lines.append(
+                f"Same encoder at random initialisation: {metric} = {_fmt(baseline)} "
+                f"(best trial {best['value'] - baseline:+.4f})"
+            )
         lines.append("Best parameters:")
         for p in params:
             if best[p] is not None:

@@ -9,6 +9,7 @@ Parquet tables and prints a summary.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,14 @@ import optuna
 import yaml
 
 from search.storage import default_storage_url
-from spaces import SearchSpec, define_by_run
+from spaces import SearchSpec, define_by_run, trial_config
 from spaces.study import build_pruner, build_sampler
 
 __all__ = ["RunError", "RunResult", "run_search"]
 
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
+BASELINE_FILE = "baseline.json"
 
 
 class RunError(RuntimeError):
@@ -150,10 +152,16 @@ def run_search(
     if trainable is None:
         from trainables.config import TrialConfig
         from trainables.data import load_dataset
+        from trainables.loop import random_init_metrics
         from trainables.trainable import train_trial
 
-        base = TrialConfig.from_dict(dict(spec.base))
-        trainable = tune.with_parameters(train_trial, dataset=load_dataset(base.data))
+        base = TrialConfig.from_dict(trial_config(spec, {}))
+        dataset = load_dataset(base.data)
+        trainable = tune.with_parameters(train_trial, dataset=dataset)
+        if verbose:
+            print("measuring the random-init baseline of the encoder ...", flush=True)
+        baseline = random_init_metrics(base, dataset)
+        (run_dir / BASELINE_FILE).write_text(json.dumps(baseline, indent=2), encoding="utf-8")
     resources = {"cpu": spec.budget.cpu, "gpu": spec.budget.gpu}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),

@@ -25,7 +25,13 @@ from trainables.masking import make_mask
 from trainables.objectives import OBJECTIVES
 from trainables.probes import PROBES
 
-__all__ = ["NonFiniteLossError", "Trainer", "resolve_device", "run_epochs"]
+__all__ = [
+    "NonFiniteLossError",
+    "Trainer",
+    "random_init_metrics",
+    "resolve_device",
+    "run_epochs",
+]
 
 CHECKPOINT_FILE = "trainer.pt"
 
@@ -214,6 +220,12 @@ class Trainer:
             Path(directory) / CHECKPOINT_FILE, map_location=self.device, weights_only=True
         )
         self.load_state_dict(state)
+
+
+def random_init_metrics(cfg: TrialConfig, dataset: Dataset) -> dict[str, float]:
+    """Probe metrics of the encoder at initialisation (seed ``train.seed``): the baseline
+    every trained trial should beat."""
+    return Trainer(cfg, dataset).evaluate()
 
 
 def run_epochs(trainer: Trainer) -> Iterator[dict[str, float]]:

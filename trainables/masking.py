@@ -17,7 +17,7 @@ import torch
 
 from trainables._registry import lookup, make_register
 
-__all__ = ["MASKING", "make_mask", "num_masked", "register_masking"]
+__all__ = ["MASKING", "make_mask", "mask_from_scores", "num_masked", "register_masking"]
 
 MaskFn = Callable[..., torch.Tensor]
 MASKING: dict[str, MaskFn] = {}
@@ -29,7 +29,7 @@ def num_masked(num_tokens: int, ratio: float) -> int:
     return round(ratio * num_tokens)
 
 
-def _mask_from_scores(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+def mask_from_scores(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Mask the ``round(ratio * L)`` highest-scoring tokens of each row (exact count)."""
     batch, length = scores.shape
     k = num_masked(length, ratio)
@@ -54,7 +54,7 @@ def random_mask(
     """
     h, w = grid_hw
     noise = torch.rand(batch, h * w, generator=generator, device=generator.device)
-    return _mask_from_scores(noise, ratio)
+    return mask_from_scores(noise, ratio)
 
 
 def make_mask(
