@@ -86,5 +86,52 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
         for r in rows:
             if r["fail_reason"]:
                 lines.append(f"  trial {r['number']}: {r['fail_reason']}")
+    lines.extend(_agreement_lines(rows, metric))
+    lines.extend(_cost_lines(run_dir))
     lines.append(f"Run directory: {run_dir}")
     return "\n".join(lines)
+
+
+def _agreement_lines(rows: list[dict], objective: str) -> list[str]:
+    from analysis.agreement import LABEL_FREE, all_agreements
+
+    found = all_agreements(rows)
+    if not found:
+        return []
+    lines = ["Label-free vs labelled (completed trials):"]
+    for a in found:
+        lines.append(
+            f"  {a.label_free} vs {a.labelled}: Spearman {a.spearman:+.2f} over {a.n} trials; "
+            f"selecting by {a.label_free} picks trial {a.selected_trial} "
+            f"({a.labelled} {a.selected_labelled:.4f}, {a.accuracy_lost:.4f} below the best)"
+        )
+    if objective in LABEL_FREE:
+        lost = [a for a in found if a.label_free == objective]
+        for a in lost:
+            lines.append(
+                f"  The objective {objective} is label-free: its best trial is "
+                f"{a.accuracy_lost:.4f} {a.labelled} below the labelled best."
+            )
+    return lines
+
+
+def _cost_lines(run_dir: Path) -> list[str]:
+    path = run_dir / "curves.parquet"
+    if not path.exists():
+        return []
+    curves = pq.read_table(path).to_pylist()
+    if not curves or "probe_time_s" not in curves[0]:
+        return []
+    trial_time: dict[int, float] = {}
+    probe = 0.0
+    for r in curves:
+        trial_time[r["trial"]] = max(trial_time.get(r["trial"], 0.0), r["time_s"] or 0.0)
+        probe += r["probe_time_s"] or 0.0
+    total = sum(trial_time.values())
+    epochs = len(curves)
+    if total <= 0:
+        return []
+    return [
+        f"Compute: {epochs} trial-epochs, {total:.0f} s of trial time; "
+        f"probes took {probe:.0f} s ({100 * probe / total:.1f} % of trial time)"
+    ]

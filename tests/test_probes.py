@@ -1,44 +1,168 @@
-"""The kNN probe against scikit-learn's KNeighborsClassifier."""
+"""Probes against reference implementations and constructed cases."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
-from trainables.probes import knn
+from trainables.data import DataConfig, load_dataset
+from trainables.probes import (
+    PROBE_INFO,
+    PROBES,
+    align_uniform,
+    alpha_req,
+    knn,
+    knn_scores,
+    linear,
+    rankme,
+)
 
 
-def test_uniform_knn_equals_sklearn_cosine():
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(4, 16))
-    labels = rng.integers(0, 4, size=300)
-    feats = centers[labels] + rng.normal(scale=1.5, size=(300, 16))
-    train, val = slice(0, 200), slice(200, 300)
-    ref = KNeighborsClassifier(n_neighbors=7, metric="cosine", algorithm="brute")
-    ref.fit(feats[train], labels[train])
-    expected = (ref.predict(feats[val]) == labels[val]).mean()
-    t = torch.from_numpy
-    got = knn(
-        t(feats[train]).float(),
-        t(labels[train]),
-        t(feats[val]).float(),
-        t(labels[val]),
-        k=7,
-        weighting="uniform",
+def clusters(n=300, d=16, classes=4, scale=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(classes, d))
+    labels = rng.integers(0, classes, size=n)
+    feats = centers[labels] + rng.normal(scale=scale, size=(n, d))
+    return torch.from_numpy(feats).float(), torch.from_numpy(labels)
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "exp"])
+@pytest.mark.parametrize("k", [1, 7, 20])
+def test_knn_predictions_equal_sklearn(weighting, k):
+    feats, labels = clusters(classes=6)
+    tr, va = slice(0, 200), slice(200, 300)
+    temperature = 0.07
+    if weighting == "uniform":
+        weights = "uniform"
+    else:
+
+        def weights(dist):  # cosine distance = 1 - cosine similarity
+            return np.exp((1.0 - dist) / temperature)
+
+    ref = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights=weights)
+    ref.fit(feats[tr].double().numpy(), labels[tr].numpy())
+    expected = ref.predict(feats[va].double().numpy())
+    scores = knn_scores(
+        feats[tr].double(),
+        labels[tr],
+        feats[va].double(),
+        6,
+        k=k,
+        temperature=temperature,
+        weighting=weighting,
     )
-    assert got["top1"] == pytest.approx(expected)
-    assert "top5" not in got  # only 4 classes
+    assert scores.argmax(dim=1).numpy().tolist() == expected.tolist()
+    acc = knn(feats[tr], labels[tr], feats[va], labels[va], k=k, weighting=weighting)
+    assert acc["knn_top1"] == pytest.approx((expected == labels[va].numpy()).mean(), abs=1e-9)
 
 
-def test_top5_with_more_than_five_classes():
-    feats = torch.eye(10)
-    labels = torch.arange(10)
-    out = knn(feats, labels, feats, labels, k=1)
-    assert out == {"top1": 1.0, "top5": 1.0}
+def test_knn_top5_only_with_more_than_five_classes():
+    feats, labels = clusters(classes=4)
+    assert set(knn(feats, labels, feats, labels)) == {"knn_top1"}
+    eye = torch.eye(10)
+    assert knn(eye, torch.arange(10), eye, torch.arange(10), k=1) == {
+        "knn_top1": 1.0,
+        "knn_top5": 1.0,
+    }
 
 
-def test_needs_labels():
+def sklearn_logreg_acc(x_tr, y_tr, x_va, y_va, wd):
+    mean, std = x_tr.mean(0), x_tr.std(0, ddof=1).clip(1e-6)
+    clf = LogisticRegression(C=1.0 / (wd * len(x_tr)), max_iter=5000, tol=1e-8)
+    clf.fit((x_tr - mean) / std, y_tr)
+    return clf.score((x_va - mean) / std, y_va)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig(name="digits"))
+
+
+def test_linear_probe_matches_sklearn_on_raw_pixels(digits):
+    x_tr = digits.train_x.flatten(1).float()
+    x_va = digits.val_x.flatten(1).float()
+    for wd in (1e-3, 1e-2):
+        ours = linear(x_tr, digits.train_y, x_va, digits.val_y, weight_decays=(wd,))
+        ref = sklearn_logreg_acc(
+            x_tr.numpy(), digits.train_y.numpy(), x_va.numpy(), digits.val_y.numpy(), wd
+        )
+        assert abs(ours["linear_top1"] - ref) <= 0.01, (wd, ours, ref)
+
+
+def test_linear_probe_matches_sklearn_on_encoder_features(digits):
+    from trainables import Trainer, TrialConfig
+
+    trainer = Trainer(TrialConfig.from_dict({"train": {"threads": 1}}), digits)
+    f_tr, f_va = trainer.features(digits.train_x), trainer.features(digits.val_x)
+    ours = linear(f_tr, digits.train_y, f_va, digits.val_y, weight_decays=(1e-2,))
+    ref = sklearn_logreg_acc(
+        f_tr.numpy(), digits.train_y.numpy(), f_va.numpy(), digits.val_y.numpy(), 1e-2
+    )
+    assert abs(ours["linear_top1"] - ref) <= 0.01, (ours, ref)
+    # the weight-decay grid picks a value at least as good as a poor fixed one
+    grid = linear(f_tr, digits.train_y, f_va, digits.val_y)
+    assert grid["linear_top1"] >= ours["linear_top1"] - 0.03
+
+
+def test_rankme_equals_numpy_definition():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(200, 24)) @ rng.normal(size=(24, 24))
+    sigma = np.linalg.svd(z, compute_uv=False)
+    p = sigma / np.abs(sigma).sum() + 1e-7
+    expected = math.exp(-(p * np.log(p)).sum())
+    got = rankme(torch.from_numpy(z), None, torch.zeros(1, 24), None)["rankme"]
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_rankme_collapsed_is_one_and_isotropic_is_near_full():
+    one = torch.ones(500, 32) * torch.randn(1, 32)
+    assert rankme(one, None, one, None)["rankme"] == pytest.approx(1.0, abs=1e-3)
+    g = torch.randn(4000, 32, generator=torch.Generator().manual_seed(0))
+    assert rankme(g, None, g, None)["rankme"] > 0.95 * 32
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_alpha_req_recovers_a_planted_power_law(alpha):
+    d = 64
+    q, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64))
+    eig = torch.arange(1, d + 1, dtype=torch.float64).pow(-alpha)
+    g = torch.randn(20000, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    z = (g * eig.sqrt()) @ q.T
+    out = alpha_req(z, None, z, None)
+    assert out["alpha_req_alpha"] == pytest.approx(alpha, abs=0.08)
+    assert out["alpha_req"] == pytest.approx(abs(out["alpha_req_alpha"] - 1.0))
+
+
+def test_align_uniform_constructed_cases():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(500, 16, generator=g)
+    same = align_uniform(spread, None, spread, None, views=(spread, spread))
+    assert same["alignment"] == pytest.approx(0.0, abs=1e-9)
+    collapsed = torch.ones(500, 16)
+    col = align_uniform(collapsed, None, collapsed, None, views=(collapsed, collapsed))
+    assert col["uniformity"] == pytest.approx(0.0, abs=1e-6)  # log E exp(0) = 0: worst
+    assert same["uniformity"] < -2.0
+    noisy = spread + 0.5 * torch.randn(500, 16, generator=g)
+    assert align_uniform(spread, None, spread, None, views=(spread, noisy))["alignment"] > 0.05
+
+
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_every_probe_reports_exactly_its_declared_metrics(name):
+    feats, labels = clusters(n=120, classes=7)
+    info = PROBE_INFO[name]
+    kwargs = {"views": (feats, feats + 0.1)} if info.views else {}
+    out = PROBES[name](feats[:80], labels[:80], feats[80:], labels[80:], **kwargs)
+    expected = set(info.metrics)
+    assert set(out) == expected
+    assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(PROBES) if PROBE_INFO[n].needs_labels])
+def test_labelled_probes_refuse_missing_labels(name):
     with pytest.raises(ValueError, match="needs labels"):
-        knn(torch.zeros(3, 2), None, torch.zeros(3, 2), None)
+        PROBES[name](torch.zeros(3, 2), None, torch.zeros(3, 2), None)

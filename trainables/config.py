@@ -125,7 +125,8 @@ class ProbeConfig:
 
     Attributes:
         names: registered probes to run.
-        feature: ``cls`` (class token) or ``mean`` (mean of patch tokens).
+        feature: ``cls`` (class token), ``mean`` (mean of patch tokens) or
+            ``pooled`` (timm's head pooling: the pooled feature of any timm model).
         every: evaluate every this many epochs (and always after the last).
         options: per-probe keyword arguments (``probe/knn/k``).
     """
@@ -309,8 +310,12 @@ def _check_names(cfg: TrialConfig) -> None:
         check(probes.PROBES, "probe", name, f"probe/names[{i}]")
     for name in cfg.probe.options:
         check(probes.PROBES, "probe", name, f"probe/{name}")
-    if cfg.probe.feature not in ("cls", "mean"):
-        raise ConfigError("probe/feature", f"expected 'cls' or 'mean', got {cfg.probe.feature!r}")
+    if cfg.probe.feature not in ("cls", "mean", "pooled"):
+        raise ConfigError(
+            "probe/feature", f"expected 'cls', 'mean' or 'pooled', got {cfg.probe.feature!r}"
+        )
+    if cfg.probe.every < 1:
+        raise ConfigError("probe/every", f"expected >= 1, got {cfg.probe.every}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("train/device", f"expected auto, cpu or cuda, got {cfg.train.device!r}")
     for key, low in (("epochs", 1), ("threads", 0)):

@@ -100,7 +100,15 @@ class Encoder(nn.Module):
         return vit.norm(tokens)
 
     def features(self, x: torch.Tensor, kind: str = "cls") -> torch.Tensor:
-        """Frozen features of whole images: the class token or the mean of patch tokens."""
+        """Frozen features of whole images.
+
+        Args:
+            x: images ``[B, C, H, W]``.
+            kind: ``cls`` (class token), ``mean`` (mean of the patch tokens) or
+                ``pooled`` (timm's own head pooling, ``forward_head(pre_logits=True)``).
+        """
+        if kind == "pooled":
+            return self.vit.forward_head(self.vit.forward_features(x), pre_logits=True)
         tokens = self.encode_visible(x, None)
         if kind == "cls":
             return tokens[:, 0]

@@ -18,12 +18,12 @@ from typing import Any
 import torch
 
 from trainables.augment import build_pipeline
-from trainables.config import TrialConfig
+from trainables.config import ConfigError, TrialConfig
 from trainables.data import Dataset
 from trainables.encoders import build_encoder
 from trainables.masking import make_mask
 from trainables.objectives import OBJECTIVES
-from trainables.probes import PROBES
+from trainables.probes import PROBE_INFO, PROBES
 
 __all__ = [
     "NonFiniteLossError",
@@ -72,6 +72,13 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
+        for name in cfg.probe.names:
+            if PROBE_INFO[name].needs_labels and dataset.train_y is None:
+                raise ConfigError(
+                    "probe/names",
+                    f"probe '{name}' needs labels but data '{dataset.name}' has none; "
+                    "use rankme, alpha_req or align_uniform",
+                )
         self.train_x = dataset.train_x.to(self.device)
         self.val_x = dataset.val_x.to(self.device)
         self.train_y = None if dataset.train_y is None else dataset.train_y.to(self.device)
@@ -178,16 +185,33 @@ class Trainer:
             out.append(self.encoder.features(x, self.cfg.probe.feature))
         return torch.cat(out)
 
+    @torch.no_grad()
+    def view_features(self, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of two independently augmented views (for alignment-type probes)."""
+        self.encoder.eval()
+        out_a, out_b = [], []
+        for start in range(0, len(images_u8), 512):
+            x = images_u8[start : start + 512].float() / 255.0
+            for out in (out_a, out_b):
+                view = (self.augment(x) - self.mean) / self.std
+                out.append(self.encoder.features(view, self.cfg.probe.feature))
+        return torch.cat(out_a), torch.cat(out_b)
+
     def evaluate(self) -> dict[str, float]:
-        """Run every configured probe on features extracted once."""
+        """Run every configured probe on features extracted once and shared."""
         start = time.perf_counter()
         train_f = self.features(self.train_x)
         val_f = self.features(self.val_x)
+        views = None
         metrics: dict[str, float] = {}
         for name in self.cfg.probe.names:
             options = dict(self.cfg.probe.options.get(name, {}))
+            if PROBE_INFO[name].views:
+                if views is None:
+                    views = self.view_features(self.val_x)
+                options["views"] = views
             result = PROBES[name](train_f, self.train_y, val_f, self.val_y, **options)
-            metrics.update({f"{name}_{k}": float(v) for k, v in result.items()})
+            metrics.update({k: float(v) for k, v in result.items()})
         metrics["probe_time_s"] = time.perf_counter() - start
         return metrics
 

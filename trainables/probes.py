@@ -5,36 +5,90 @@ Contract (every entry of :data:`PROBES`)::
     fn(train_feats, train_labels | None, val_feats, val_labels | None, **options)
         -> dict[str, float]
 
-Keys are reported to Tune prefixed with the probe's name (``knn`` ->
-``knn_top1``). Features are extracted once per evaluation and shared by
-every probe.
+Each probe declares the metric names it reports when it is registered
+(``register_probe("knn", metrics=("knn_top1", "knn_top5"))``); the space
+validator uses them to check a study's objective. Features are extracted
+once per evaluation and shared by every probe. A probe that also needs two
+augmented views of the probe set (``align_uniform``) is registered with
+``views=True`` and receives ``views=(feats_a, feats_b)``.
+
+Labelled: ``knn``, ``linear``. Label-free (usable as a study objective when
+there are no labels): ``rankme``, ``alpha_req``, ``align_uniform``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from trainables._registry import make_register
+from trainables._registry import lookup
 
-__all__ = ["PROBES", "knn", "probe_metric_names", "register_probe"]
+__all__ = [
+    "PROBES",
+    "ProbeInfo",
+    "align_uniform",
+    "alpha_req",
+    "knn",
+    "knn_scores",
+    "linear",
+    "probe_metric_names",
+    "rankme",
+    "register_probe",
+]
 
 ProbeFn = Callable[..., dict[str, float]]
-PROBES: dict[str, ProbeFn] = {}
-register_probe = make_register(PROBES, "probe")
 
-#: Metric keys each probe can report (before the ``<probe>_`` prefix).
-_METRICS: dict[str, tuple[str, ...]] = {"knn": ("top1", "top5")}
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """What a registered probe reports and needs."""
+
+    metrics: tuple[str, ...]
+    needs_labels: bool
+    views: bool = False
+
+
+PROBES: dict[str, ProbeFn] = {}
+PROBE_INFO: dict[str, ProbeInfo] = {}
+
+
+def register_probe(
+    name: str, *, metrics: tuple[str, ...], needs_labels: bool, views: bool = False
+) -> Callable[[ProbeFn], ProbeFn]:
+    """Register a probe under ``name`` with the metric names it reports."""
+
+    def decorator(fn: ProbeFn) -> ProbeFn:
+        if name in PROBES:
+            raise ValueError(f"probe '{name}' is already registered")
+        PROBES[name] = fn
+        PROBE_INFO[name] = ProbeInfo(tuple(metrics), needs_labels, views)
+        return fn
+
+    return decorator
 
 
 def probe_metric_names(name: str) -> tuple[str, ...]:
-    """The reported metric names of probe ``name`` (``knn`` -> ``knn_top1``, ...)."""
-    return tuple(f"{name}_{m}" for m in _METRICS.get(name, ()))
+    """The metric names probe ``name`` reports (``knn`` -> ``knn_top1``, ``knn_top5``)."""
+    lookup(PROBES, "probe", name)
+    return PROBE_INFO[name].metrics
 
 
-@register_probe("knn")
+def _need_labels(name: str, *labels: torch.Tensor | None) -> None:
+    if any(y is None for y in labels):
+        raise ValueError(
+            f"{name} needs labels; use a label-free probe (rankme, alpha_req, align_uniform)"
+        )
+
+
+def _num_classes(*labels: torch.Tensor) -> int:
+    return int(torch.cat([y.reshape(-1) for y in labels]).max().item()) + 1
+
+
+@register_probe("knn", metrics=("knn_top1", "knn_top5"), needs_labels=True)
 def knn(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -53,39 +107,222 @@ def knn(
     InstDisc) or 1 (``"uniform"``). Ties go to the lowest class index.
 
     Returns:
-        ``top1`` accuracy, and ``top5`` when there are more than 5 classes.
+        ``knn_top1``, and ``knn_top5`` when there are more than 5 classes.
 
     Example:
         >>> f = torch.eye(3).repeat(4, 1)
         >>> y = torch.arange(3).repeat(4)
-        >>> knn(f, y, f, y, k=3)["top1"]
+        >>> knn(f, y, f, y, k=3)["knn_top1"]
         1.0
     """
-    if train_labels is None or val_labels is None:
-        raise ValueError("knn needs labels; use a label-free probe for unlabelled data")
+    _need_labels("knn", train_labels, val_labels)
+    val_labels = val_labels.to(val_feats.device)
+    num_classes = _num_classes(train_labels, val_labels)
+    scores = knn_scores(
+        train_feats,
+        train_labels,
+        val_feats,
+        num_classes,
+        k=k,
+        temperature=temperature,
+        weighting=weighting,
+        chunk=chunk,
+    )
+    # argmax returns the first maximal index: ties go to the lowest class.
+    n = len(val_labels)
+    out = {"knn_top1": int((scores.argmax(dim=1) == val_labels).sum()) / n}
+    if num_classes > 5:
+        top5 = scores.topk(5, dim=1).indices
+        out["knn_top5"] = int((top5 == val_labels[:, None]).any(dim=1).sum()) / n
+    return out
+
+
+def knn_scores(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor,
+    val_feats: torch.Tensor,
+    num_classes: int,
+    *,
+    k: int,
+    temperature: float,
+    weighting: str,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Class scores ``[N_val, C]``: the summed vote weights of each val row's k neighbours."""
     if weighting not in ("exp", "uniform"):
         raise ValueError(f"weighting must be 'exp' or 'uniform', got {weighting!r}")
     train = F.normalize(train_feats.float(), dim=1)
     val = F.normalize(val_feats.float(), dim=1)
     train_labels = train_labels.to(train.device)
-    val_labels = val_labels.to(val.device)
-    num_classes = int(torch.cat([train_labels, val_labels]).max().item()) + 1
     k = min(k, len(train))
-    correct1 = correct5 = 0
+    out = []
     for start in range(0, len(val), chunk):
         sim = val[start : start + chunk] @ train.T
         top_sim, top_idx = sim.topk(k, dim=1)
-        votes = train_labels[top_idx]
         weights = (top_sim / temperature).exp() if weighting == "exp" else torch.ones_like(top_sim)
         scores = torch.zeros(len(sim), num_classes, device=sim.device)
-        scores.scatter_add_(1, votes, weights)
-        truth = val_labels[start : start + chunk]
-        # argmax returns the first maximal index: ties go to the lowest class.
-        correct1 += int((scores.argmax(dim=1) == truth).sum())
-        if num_classes > 5:
-            top5 = scores.topk(5, dim=1).indices
-            correct5 += int((top5 == truth[:, None]).any(dim=1).sum())
-    out = {"top1": correct1 / len(val)}
-    if num_classes > 5:
-        out["top5"] = correct5 / len(val)
-    return out
+        out.append(scores.scatter_add_(1, train_labels[top_idx], weights))
+    return torch.cat(out)
+
+
+def fit_logistic(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, *, weight_decay: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression, full batch, L-BFGS: ``mean CE + wd/2 * ||W||^2``.
+
+    Equals scikit-learn's ``LogisticRegression(C=1 / (weight_decay * n))``
+    (intercept not penalised).
+    """
+    w = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + 0.5 * weight_decay * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return w.detach(), b.detach()
+
+
+@register_probe("linear", metrics=("linear_top1",), needs_labels=True)
+def linear(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor | None,
+    val_feats: torch.Tensor,
+    val_labels: torch.Tensor | None,
+    *,
+    weight_decays: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1),
+    holdout: float = 0.2,
+    max_iter: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
+    """A linear classifier on frozen, standardised features (L-BFGS, full batch).
+
+    The weight decay is chosen from ``weight_decays`` by accuracy on a
+    ``holdout`` split of the probe-train set; the classifier is then refit on
+    the whole probe-train set and scored on the val set.
+
+    Returns:
+        ``linear_top1``.
+    """
+    _need_labels("linear", train_labels, val_labels)
+    train_labels = train_labels.to(train_feats.device)
+    val_labels = val_labels.to(val_feats.device)
+    x = train_feats.float()
+    mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
+    x = (x - mean) / std
+    v = (val_feats.float() - mean) / std
+    num_classes = _num_classes(train_labels, val_labels)
+    best_wd = weight_decays[0]
+    if len(weight_decays) > 1:
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(x), generator=g).to(x.device)
+        n_hold = max(1, int(len(x) * holdout))
+        hold, fit = perm[:n_hold], perm[n_hold:]
+        best_acc = -1.0
+        for wd in weight_decays:
+            w, b = fit_logistic(
+                x[fit], train_labels[fit], num_classes, weight_decay=wd, max_iter=max_iter
+            )
+            acc = float(((x[hold] @ w + b).argmax(dim=1) == train_labels[hold]).float().mean())
+            if acc > best_acc:
+                best_acc, best_wd = acc, wd
+    w, b = fit_logistic(x, train_labels, num_classes, weight_decay=best_wd, max_iter=max_iter)
+    acc = int(((v @ w + b).argmax(dim=1) == val_labels).sum()) / len(val_labels)
+    return {"linear_top1": acc}
+
+
+def _singular_values(feats: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.svdvals(feats.double())
+
+
+@register_probe("rankme", metrics=("rankme",), needs_labels=False)
+def rankme(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor | None,
+    val_feats: torch.Tensor,
+    val_labels: torch.Tensor | None,
+    *,
+    eps: float = 1e-7,
+) -> dict[str, float]:
+    """RankMe (Garrido et al., 2023): the effective rank of the embedding matrix.
+
+    ``exp(-sum_k p_k log p_k)`` with ``p_k = sigma_k / ||sigma||_1 + eps``,
+    ``sigma`` the singular values of the (uncentred) probe-train embeddings.
+    1 for collapsed embeddings, close to the dimension for isotropic ones.
+    """
+    sigma = _singular_values(train_feats)
+    p = sigma / sigma.sum().clamp_min(1e-12) + eps
+    return {"rankme": float(torch.exp(-(p * p.log()).sum()))}
+
+
+@register_probe("alpha_req", metrics=("alpha_req", "alpha_req_alpha"), needs_labels=False)
+def alpha_req(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor | None,
+    val_feats: torch.Tensor,
+    val_labels: torch.Tensor | None,
+    *,
+    rel_floor: float = 1e-6,
+    max_rank: int | None = None,
+) -> dict[str, float]:
+    """alpha-ReQ (Agrawal et al., 2022): power-law decay of the covariance eigenspectrum.
+
+    ``alpha`` is minus the least-squares slope of ``log lambda_i`` against
+    ``log i`` over the eigenvalues above ``rel_floor * lambda_1``. Reported:
+    ``alpha_req_alpha`` (alpha itself) and ``alpha_req`` = ``|alpha - 1|``
+    (0 is the ideal; lower is better).
+    """
+    x = train_feats.double()
+    x = x - x.mean(dim=0)
+    eig = torch.linalg.svdvals(x).pow(2) / max(1, len(x) - 1)
+    eig = eig[eig > rel_floor * eig[0].clamp_min(1e-300)]
+    if max_rank is not None:
+        eig = eig[:max_rank]
+    if len(eig) < 2:
+        return {"alpha_req": math.inf, "alpha_req_alpha": math.inf}
+    log_i = torch.log(torch.arange(1, len(eig) + 1, dtype=torch.float64, device=eig.device))
+    log_l = eig.log()
+    li, ll = log_i - log_i.mean(), log_l - log_l.mean()
+    slope = float((li * ll).sum() / (li * li).sum())
+    alpha = -slope
+    return {"alpha_req": abs(alpha - 1.0), "alpha_req_alpha": alpha}
+
+
+@register_probe(
+    "align_uniform", metrics=("alignment", "uniformity"), needs_labels=False, views=True
+)
+def align_uniform(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor | None,
+    val_feats: torch.Tensor,
+    val_labels: torch.Tensor | None,
+    *,
+    views: tuple[torch.Tensor, torch.Tensor],
+    alpha: float = 2.0,
+    t: float = 2.0,
+) -> dict[str, float]:
+    """Alignment and uniformity on the hypersphere (Wang & Isola, 2020).
+
+    ``alignment = E ||f(x) - f(x')||^alpha`` over two augmented views of each
+    probe image; ``uniformity = log E exp(-t ||f(x) - f(y)||^2)`` over all
+    pairs of distinct images (first view). Both: lower is better.
+    """
+    a = F.normalize(views[0].float(), dim=1)
+    b = F.normalize(views[1].float(), dim=1)
+    alignment = (a - b).norm(dim=1).pow(alpha).mean()
+    sq = torch.pdist(a).pow(2)
+    uniformity = torch.logsumexp(-t * sq, dim=0) - math.log(len(sq))
+    return {"alignment": float(alignment), "uniformity": float(uniformity)}
