@@ -30,6 +30,8 @@ def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
             "2",
             "--set",
             "study.pruner=none",
+            "--set",
+            "probe.every=1",
         ],
         capture_output=True,
         text=True,
@@ -84,3 +86,40 @@ def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
     )
     assert report.returncode == 0, report.stderr
     assert pq.read_table(run_dir / "trials.parquet").to_pylist() == rows
+
+
+@pytest.mark.slow
+def test_every_probe_in_a_run_with_a_label_free_objective(ray_local, tmp_path):
+    from search import run_search
+    from spaces import parse_spec
+
+    spec = parse_spec(
+        {
+            "study": {
+                "name": "probes",
+                "objective": {"metric": "rankme", "direction": "maximize"},
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+            },
+            "budget": {"trials": 3, "epochs": 2, "concurrency": 2},
+            "aug": {"resized_crop": {"min_scale": 0.7}},
+            "probe": {
+                "names": ["knn", "linear", "rankme", "alpha_req", "align_uniform"],
+                "every": 2,
+                "linear": {"weight_decays": [0.01], "max_iter": 50},
+            },
+            "params": {"mask/ratio": {"type": "float", "low": 0.2, "high": 0.8}},
+        },
+        source="test",
+    )
+    result = run_search(spec, out=tmp_path / "run", verbose=False)
+    assert result.states == {"COMPLETE": 3}
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    for r in rows:
+        assert r["value"] == r["final/rankme"] > 1.0
+        for metric in ("knn_top1", "linear_top1", "alpha_req", "alignment", "uniformity"):
+            assert r[f"final/{metric}"] is not None, metric
+        assert r["final/alignment"] > 0.0  # two different augmented views
+    curves = pq.read_table(tmp_path / "run" / "curves.parquet").to_pylist()
+    # probes ran at epoch 2 only (every 2): epoch 1 has no probe metrics
+    assert [c["knn_top1"] is None for c in curves if c["trial"] == 0] == [True, False]

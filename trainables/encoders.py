@@ -134,14 +134,20 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
         model = VisionTransformer(img_size=image_size, in_chans=channels, num_classes=0, **kwargs)
     else:
         check_timm_name(cfg.name)
-        model = timm.create_model(
-            cfg.name,
-            pretrained=False,
-            img_size=image_size,
-            in_chans=channels,
-            num_classes=0,
-            **overrides,
-        )
+        try:
+            model = timm.create_model(
+                cfg.name,
+                pretrained=False,
+                img_size=image_size,
+                in_chans=channels,
+                num_classes=0,
+                **overrides,
+            )
+        except TypeError as err:  # CNNs take neither img_size nor ViT overrides
+            raise ConfigError(
+                "model/name",
+                f"'{cfg.name}' is not a VisionTransformer ({err}); MAE needs a ViT",
+            ) from None
     if not isinstance(model, VisionTransformer):
         raise ConfigError("model/name", f"'{cfg.name}' is not a VisionTransformer; MAE needs a ViT")
     return Encoder(model)
