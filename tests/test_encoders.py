@@ -26,9 +26,21 @@ def test_a_timm_vit_by_name_with_overrides():
     assert enc.grid_hw == (4, 4) and len(enc.vit.blocks) == 2
 
 
-def test_non_vit_models_are_refused_for_mae():
-    with pytest.raises(ConfigError, match="not a VisionTransformer"):
-        build_encoder(ModelConfig(name="resnet18"), image_size=32, channels=3)
+def test_a_timm_cnn_gives_pooled_features_and_is_refused_for_mae():
+    from trainables.objectives import OBJECTIVES
+
+    enc = build_encoder(ModelConfig(name="resnet18"), image_size=32, channels=3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    feats = enc.features(x, "pooled")
+    assert feats.shape == (2, 512) == (2, enc.embed_dim)
+    pooled = enc.model.forward_features(x).mean(dim=(2, 3))  # global average pooling
+    assert torch.allclose(feats, pooled, atol=1e-5)
+    with pytest.raises(ValueError, match="needs a ViT"):
+        enc.features(x, "cls")
+    with pytest.raises(ConfigError, match="MAE needs a ViT"):
+        OBJECTIVES["mae"](enc, channels=3, model_cfg=ModelConfig(name="resnet18"))
+    with pytest.raises(ConfigError, match="apply to ViTs only"):
+        build_encoder(ModelConfig(name="resnet18", depth=3), image_size=32, channels=3)
 
 
 def test_visible_encoding_equals_encoding_the_kept_tokens_by_hand():

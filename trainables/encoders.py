@@ -54,21 +54,32 @@ def check_timm_name(name: str) -> None:
 
 
 class Encoder(nn.Module):
-    """A timm VisionTransformer with MAE-style visible-token encoding.
+    """A timm model plus what trials need of it.
+
+    For a timm VisionTransformer: MAE-style visible-token encoding and
+    class-token / mean-token / pooled features. For any other timm model
+    (a ResNet, ...): pooled features only.
 
     Attributes:
-        vit: the timm model (``num_classes=0``).
-        grid_hw: patch grid ``(H, W)``.
-        patch_size: side of a square patch in pixels.
-        embed_dim: token width.
+        model: the timm model (``num_classes=0``).
+        vit: the same model when it is a VisionTransformer, else None.
+        grid_hw: patch grid ``(H, W)`` (ViT only).
+        patch_size: side of a square patch in pixels (ViT only).
+        embed_dim: feature width.
     """
 
-    def __init__(self, vit: VisionTransformer) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.vit = vit
-        self.grid_hw: tuple[int, int] = tuple(vit.patch_embed.grid_size)
-        self.patch_size: int = int(vit.patch_embed.patch_size[0])
-        self.embed_dim: int = int(vit.embed_dim)
+        self.model = model
+        self.vit: VisionTransformer | None = model if isinstance(model, VisionTransformer) else None
+        self.embed_dim: int = int(getattr(model, "embed_dim", None) or model.num_features)
+        if self.vit is not None:
+            self.grid_hw: tuple[int, int] = tuple(self.vit.patch_embed.grid_size)
+            self.patch_size: int = int(self.vit.patch_embed.patch_size[0])
+
+    @property
+    def is_vit(self) -> bool:
+        return self.vit is not None
 
     @property
     def num_tokens(self) -> int:
@@ -85,6 +96,8 @@ class Encoder(nn.Module):
             ``[B, 1 + L_visible, D]``: class token then visible tokens, in order.
         """
         vit = self.vit
+        if vit is None:
+            raise TypeError(f"{type(self.model).__name__} has no tokens: MAE needs a ViT")
         tokens = vit.patch_embed(x)
         prefix = vit.num_prefix_tokens
         tokens = tokens + vit.pos_embed[:, prefix:, :]
@@ -108,7 +121,11 @@ class Encoder(nn.Module):
                 ``pooled`` (timm's own head pooling, ``forward_head(pre_logits=True)``).
         """
         if kind == "pooled":
-            return self.vit.forward_head(self.vit.forward_features(x), pre_logits=True)
+            return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        if self.vit is None:
+            raise ValueError(
+                f"feature '{kind}' needs a ViT; {type(self.model).__name__} gives 'pooled'"
+            )
         tokens = self.encode_visible(x, None)
         if kind == "cls":
             return tokens[:, 0]
@@ -143,11 +160,11 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
                 num_classes=0,
                 **overrides,
             )
-        except TypeError as err:  # CNNs take neither img_size nor ViT overrides
-            raise ConfigError(
-                "model/name",
-                f"'{cfg.name}' is not a VisionTransformer ({err}); MAE needs a ViT",
-            ) from None
-    if not isinstance(model, VisionTransformer):
-        raise ConfigError("model/name", f"'{cfg.name}' is not a VisionTransformer; MAE needs a ViT")
+        except TypeError:  # CNNs take no img_size (nor the ViT size overrides)
+            if overrides:
+                raise ConfigError(
+                    "model",
+                    f"{', '.join(overrides)} apply to ViTs only; '{cfg.name}' is not one",
+                ) from None
+            model = timm.create_model(cfg.name, pretrained=False, in_chans=channels, num_classes=0)
     return Encoder(model)

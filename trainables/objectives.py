@@ -18,7 +18,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from trainables._registry import make_register
-from trainables.config import ModelConfig
+from trainables.config import ConfigError, ModelConfig
 from trainables.encoders import Encoder
 
 __all__ = [
@@ -144,6 +144,11 @@ def mae(
     encoder: Encoder, *, channels: int, model_cfg: ModelConfig, norm_pix: bool = False
 ) -> Objective:
     """MAE with a small transformer decoder sized by ``model/decoder_*``."""
+    if not encoder.is_vit:
+        raise ConfigError(
+            "model/name",
+            f"{type(encoder.model).__name__} is not a VisionTransformer; MAE needs a ViT",
+        )
     return MAEObjective(
         encoder,
         channels=channels,
