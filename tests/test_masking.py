@@ -36,3 +36,89 @@ def test_random_mask_is_uniform_over_positions():
     mask = make_mask("random", 4000, (4, 4), 0.25, generator=g)
     freq = mask.float().mean(dim=0)
     assert torch.allclose(freq, torch.full_like(freq, 0.25), atol=0.03)
+
+
+def components(mask_row, grid):
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask_row.view(grid).numpy())
+    sizes = [int((labels == i).sum()) for i in range(1, count + 1)]
+    return count, sizes
+
+
+def mean_component_size(strategy, ratio=0.5, grid=(14, 14), n=64, **options):
+    g = torch.Generator().manual_seed(0)
+    masks = make_mask(strategy, n, grid, ratio, generator=g, **options)
+    sizes = [s for m in masks for s in components(m, grid)[1]]
+    return sum(sizes) / len(sizes)
+
+
+@pytest.mark.parametrize("colour", ["red", "blue", "green", "purple"])
+@pytest.mark.parametrize("ratio", [0.1, 0.5, 0.9])
+def test_colour_noise_exact_for_every_colour(colour, ratio):
+    g = torch.Generator().manual_seed(0)
+    mask = make_mask("colour_noise", 8, (14, 14), ratio, generator=g, colour=colour)
+    assert (mask.sum(dim=1) == num_masked(196, ratio)).all()
+
+
+def test_colour_noise_spatial_statistics_distinguish_the_colours():
+    red = mean_component_size("colour_noise", colour="red")
+    green = mean_component_size("colour_noise", colour="green")
+    blue = mean_component_size("colour_noise", colour="blue")
+    rnd = mean_component_size("random")
+    # low-pass noise gives large blobs, band-pass mid-size, high-pass fine dispersed bits
+    assert red > green > blue
+    assert red > 2 * rnd
+    assert blue < rnd * 1.5
+
+
+def test_block_masks_are_blockwise_and_inverse_blocks_keep_blocks_visible():
+    g = torch.Generator().manual_seed(0)
+    grid = (14, 14)
+    block = make_mask("block", 32, grid, 0.4, generator=g)
+    rnd = make_mask("random", 32, grid, 0.4, generator=g)
+    block_parts = sum(components(m, grid)[0] for m in block) / 32
+    random_parts = sum(components(m, grid)[0] for m in rnd) / 32
+    assert block_parts < random_parts / 3
+    inverse = make_mask("inverse_block", 32, grid, 0.6, generator=g)
+    visible_parts = sum(components(~m, grid)[0] for m in inverse) / 32
+    assert visible_parts < random_parts / 3
+
+
+def test_block_respects_aspect_ratio_bounds():
+    g = torch.Generator().manual_seed(1)
+    # one block per sample, square-only: every mask is one filled square-ish rectangle
+    mask = make_mask(
+        "block",
+        16,
+        (16, 16),
+        0.25,
+        generator=g,
+        num_blocks=1,
+        min_size=0.25,
+        max_size=0.25,
+        aspect=1.0,
+    )
+    for m in mask:
+        rows = m.view(16, 16).any(dim=1).sum().item()
+        cols = m.view(16, 16).any(dim=0).sum().item()
+        assert (rows, cols) == (8, 8)
+
+
+def test_grid_is_a_checkerboard_at_half_and_evenly_spread():
+    g = torch.Generator().manual_seed(0)
+    mask = make_mask("grid", 8, (8, 8), 0.5, generator=g).view(8, 8, 8)
+    assert not (mask[:, :, 1:] & mask[:, :, :-1]).any()  # no two horizontal neighbours
+    assert not (mask[:, 1:, :] & mask[:, :-1, :]).any()
+    quarter = make_mask("grid", 8, (8, 8), 0.25, generator=g).view(8, 8, 8)
+    # every 2x2 cell holds exactly one masked token
+    cells = quarter.view(8, 4, 2, 4, 2).sum(dim=(2, 4))
+    assert (cells == 1).all()
+
+
+def test_bad_options_are_refused():
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="colour must be one of"):
+        make_mask("colour_noise", 2, (4, 4), 0.5, generator=g, colour="pink")
+    with pytest.raises(ValueError, match="aspect"):
+        make_mask("block", 2, (4, 4), 0.5, generator=g, aspect=2.0)

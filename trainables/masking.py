@@ -11,13 +11,26 @@ same generator state gives the same masks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from trainables._registry import lookup, make_register
 
-__all__ = ["MASKING", "make_mask", "mask_from_scores", "num_masked", "register_masking"]
+__all__ = [
+    "COLOURS",
+    "MASKING",
+    "block_mask",
+    "colour_noise_mask",
+    "grid_mask",
+    "inverse_block_mask",
+    "make_mask",
+    "mask_from_scores",
+    "num_masked",
+    "random_mask",
+    "register_masking",
+]
 
 MaskFn = Callable[..., torch.Tensor]
 MASKING: dict[str, MaskFn] = {}
@@ -55,6 +68,191 @@ def random_mask(
     h, w = grid_hw
     noise = torch.rand(batch, h * w, generator=generator, device=generator.device)
     return mask_from_scores(noise, ratio)
+
+
+def _uniform(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=generator, device=generator.device)
+
+
+def _rect_scores(
+    batch: int,
+    grid_hw: tuple[int, int],
+    *,
+    generator: torch.Generator,
+    num_blocks: int,
+    min_size: float,
+    max_size: float,
+    aspect: float,
+) -> torch.Tensor:
+    """Index of the first of ``num_blocks`` random rectangles covering each token.
+
+    Returns ``[B, H*W]`` floats; ``num_blocks`` where no rectangle covers the token.
+
+    Each rectangle covers a share of the grid drawn uniformly in
+    ``[min_size, max_size]`` with a log-uniform aspect ratio in
+    ``[aspect, 1/aspect]`` (BEiT's blockwise masking, drawn for the whole batch).
+    """
+    h, w = grid_hw
+    area = (min_size + (max_size - min_size) * _uniform(generator, batch, num_blocks)) * h * w
+    log_ratio = math.log(aspect) * (2 * _uniform(generator, batch, num_blocks) - 1)
+    ratio = log_ratio.exp()
+    bh = (area * ratio).sqrt().round().clamp(1, h)
+    bw = (area / ratio).sqrt().round().clamp(1, w)
+    top = ((h - bh + 1) * _uniform(generator, batch, num_blocks)).floor()
+    left = ((w - bw + 1) * _uniform(generator, batch, num_blocks)).floor()
+    rows = torch.arange(h, device=generator.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=generator.device).view(1, 1, 1, w)
+    inside = (
+        (rows >= top[..., None, None])
+        & (rows < (top + bh)[..., None, None])
+        & (cols >= left[..., None, None])
+        & (cols < (left + bw)[..., None, None])
+    )
+    first = torch.where(inside.any(dim=1), inside.float().argmax(dim=1), num_blocks)
+    return first.flatten(1).float()
+
+
+@register_masking("block")
+def block_mask(
+    batch: int,
+    grid_hw: tuple[int, int],
+    ratio: float,
+    *,
+    generator: torch.Generator,
+    min_size: float = 0.05,
+    max_size: float = 0.3,
+    aspect: float = 0.3,
+    num_blocks: int | None = None,
+) -> torch.Tensor:
+    """BEiT-style blockwise masking: unions of random rectangles, exact count.
+
+    Args:
+        min_size, max_size: share of the grid one block covers.
+        aspect: blocks have aspect ratios in ``[aspect, 1/aspect]`` (0 < aspect <= 1).
+        num_blocks: rectangles drawn per sample (default: enough to cover the ratio twice).
+
+    Rectangles are masked in the order they were drawn until the count is
+    reached (the last one only in part, tokens at random), so the count is
+    exact and the masked area is a union of blocks.
+    """
+    if not 0 < aspect <= 1:
+        raise ValueError(f"aspect must be in (0, 1], got {aspect}")
+    if not 0 < min_size <= max_size <= 1:
+        raise ValueError(f"need 0 < min_size <= max_size <= 1, got {min_size}, {max_size}")
+    if num_blocks is None:
+        num_blocks = max(1, math.ceil(2 * ratio / ((min_size + max_size) / 2)))
+    first = _rect_scores(
+        batch,
+        grid_hw,
+        generator=generator,
+        num_blocks=num_blocks,
+        min_size=min_size,
+        max_size=max_size,
+        aspect=aspect,
+    )
+    noise = 0.5 * _uniform(generator, batch, grid_hw[0] * grid_hw[1])
+    return mask_from_scores(-first + noise, ratio)
+
+
+@register_masking("inverse_block")
+def inverse_block_mask(
+    batch: int,
+    grid_hw: tuple[int, int],
+    ratio: float,
+    *,
+    generator: torch.Generator,
+    min_size: float = 0.05,
+    max_size: float = 0.3,
+    aspect: float = 0.3,
+    num_blocks: int | None = None,
+) -> torch.Tensor:
+    """The complement of blockwise masking: the *visible* tokens form blocks."""
+    visible = 1.0 - ratio
+    if num_blocks is None:
+        num_blocks = max(1, math.ceil(2 * visible / ((min_size + max_size) / 2)))
+    first = _rect_scores(
+        batch,
+        grid_hw,
+        generator=generator,
+        num_blocks=num_blocks,
+        min_size=min_size,
+        max_size=max_size,
+        aspect=aspect,
+    )
+    # the first rectangles stay visible; everything else is masked first
+    noise = 0.5 * _uniform(generator, batch, grid_hw[0] * grid_hw[1])
+    return mask_from_scores(first + noise, ratio)
+
+
+def _bayer(n: int) -> torch.Tensor:
+    """The ``n x n`` ordered-dithering (Bayer) matrix, n a power of two: values 0..n*n-1."""
+    m = torch.zeros(1, 1, dtype=torch.long)
+    while m.shape[0] < n:
+        m = torch.cat(
+            [torch.cat([4 * m, 4 * m + 2], dim=1), torch.cat([4 * m + 3, 4 * m + 1], dim=1)],
+            dim=0,
+        )
+    return m
+
+
+@register_masking("grid")
+def grid_mask(
+    batch: int, grid_hw: tuple[int, int], ratio: float, *, generator: torch.Generator
+) -> torch.Tensor:
+    """Regular masking: tokens in ordered-dithering order, so every ratio is evenly spread.
+
+    A random cyclic shift per sample varies which tokens are hidden; at
+    ratio 0.5 the mask is a checkerboard, at 0.75 every other row and column.
+    """
+    h, w = grid_hw
+    n = 1 << max(h, w, 1).bit_length()
+    order = _bayer(n).to(generator.device).float()
+    dy = (_uniform(generator, batch) * n).long()
+    dx = (_uniform(generator, batch) * n).long()
+    rows = (torch.arange(h, device=generator.device)[None, :] + dy[:, None]) % n
+    cols = (torch.arange(w, device=generator.device)[None, :] + dx[:, None]) % n
+    scores = order[rows[:, :, None], cols[:, None, :]].flatten(1)
+    # mask the tokens that come *last* in dithering order: the kept ones stay spread out
+    tiebreak = _uniform(generator, batch, h * w) * 1e-3
+    return mask_from_scores(scores + tiebreak, ratio)
+
+
+#: ColorMAE's four noise colours: which spatial frequencies the filter keeps.
+COLOURS = ("red", "blue", "green", "purple")
+
+
+@register_masking("colour_noise")
+def colour_noise_mask(
+    batch: int,
+    grid_hw: tuple[int, int],
+    ratio: float,
+    *,
+    generator: torch.Generator,
+    colour: str = "green",
+    cutoff: float = 0.15,
+    bandwidth: float = 0.08,
+) -> torch.Tensor:
+    """ColorMAE's data-independent masks: filtered white noise, thresholded to the ratio.
+
+    Args:
+        colour: ``red`` (low-pass: large blobs), ``blue`` (high-pass: fine,
+            dispersed), ``green`` (band-pass around ``cutoff``: mid-size blobs),
+            ``purple`` (band-stop: both large and fine structure).
+        cutoff: the filter's frequency in cycles per token (0 .. 0.7).
+        bandwidth: width of the green/purple band.
+    """
+    if colour not in COLOURS:
+        raise ValueError(f"colour must be one of {', '.join(COLOURS)}, got {colour!r}")
+    h, w = grid_hw
+    noise = torch.randn(batch, h, w, generator=generator, device=generator.device)
+    fy = torch.fft.fftfreq(h, device=noise.device)[:, None]
+    fx = torch.fft.rfftfreq(w, device=noise.device)[None, :]
+    f = (fy**2 + fx**2).sqrt()
+    low = torch.exp(-0.5 * (f / cutoff) ** 2)
+    band = torch.exp(-0.5 * ((f - cutoff) / bandwidth) ** 2)
+    gain = {"red": low, "blue": 1 - low, "green": band, "purple": 1 - band}[colour]
+    filtered = torch.fft.irfft2(torch.fft.rfft2(noise) * gain, s=(h, w))
+    return mask_from_scores(filtered.flatten(1), ratio)
 
 
 def make_mask(
