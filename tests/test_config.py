@@ -26,7 +26,7 @@ def test_round_trip_through_to_dict():
         ({"optim": {"lrr": 1.0}}, "optim/lrr", "did you mean 'lr'"),
         ({"optim": {"lr": "fast"}}, "optim/lr", "expected a number"),
         ({"train": {"epochs": 2.5}}, "train/epochs", "expected an integer"),
-        ({"mask": {"strategy": "nope"}}, "mask/strategy", "valid: random"),
+        ({"mask": {"strategy": "nope"}}, "mask/strategy", "valid: block, colour_noise, grid"),
         ({"aug": {"blur": {}}}, "aug/blur", "unknown augmentation op 'blur'"),
         ({"probe": {"names": ["knnn"]}}, "probe/names[0]", "did you mean 'knn'"),
         ({"model": {"name": "not_a_model_xyz"}}, "model/name", "unknown encoder"),

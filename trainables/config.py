@@ -90,11 +90,16 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class AugConfig:
-    """Augmentation ops in pipeline order: op name -> its keyword arguments."""
+    """Augmentation ops in pipeline order: op name -> its keyword arguments.
+
+    ``view2`` (written ``aug/view2/<op>/<param>``) gives the second view its
+    own ops (asymmetric views, as BYOL's); without it every view uses ``ops``.
+    """
 
     ops: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: {"resized_crop": {"min_scale": 0.6}}
     )
+    view2: Mapping[str, Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,8 @@ class TrialConfig:
             aug = config["aug"]
             if not isinstance(aug, Mapping):
                 raise ConfigError("aug", f"expected a mapping of ops, got {aug!r}")
-            config["aug"] = {"ops": aug.get("ops", aug)}
+            ops = aug.get("ops", {k: v for k, v in aug.items() if k != "view2"})
+            config["aug"] = {"ops": ops, "view2": aug.get("view2")}
         parsed = _build(cls, config, "")
         _check_names(parsed)
         return parsed
@@ -203,7 +209,10 @@ class TrialConfig:
         out = _plain(dataclasses.asdict(self))
         for section in ("mask", "loss", "probe"):
             out[section].update(out[section].pop("options"))
+        view2 = out["aug"]["view2"]
         out["aug"] = out["aug"]["ops"]
+        if view2 is not None:
+            out["aug"]["view2"] = view2
         return out
 
 
@@ -303,6 +312,8 @@ def _check_names(cfg: TrialConfig) -> None:
         raise ConfigError("mask/ratio", f"expected a value in [0, 0.95], got {cfg.mask.ratio}")
     for name in cfg.aug.ops:
         check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/{name}")
+    for name in cfg.aug.view2 or {}:
+        check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/view2/{name}")
     check(objectives.OBJECTIVES, "objective", cfg.loss.name, "loss/name")
     for name in cfg.loss.options:
         check(objectives.OBJECTIVES, "objective", name, f"loss/{name}")

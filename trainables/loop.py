@@ -94,7 +94,9 @@ class Trainer:
             model_cfg=cfg.model,
             **dict(cfg.loss.options.get(cfg.loss.name, {})),
         ).to(self.device)
-        self.augment = build_pipeline(cfg.aug.ops, image_size=size, channels=channels)
+        self.augments = [build_pipeline(cfg.aug.ops, image_size=size, channels=channels)]
+        if cfg.aug.view2 is not None:
+            self.augments.append(build_pipeline(cfg.aug.view2, image_size=size, channels=channels))
         self.mask_options = dict(cfg.mask.options.get(cfg.mask.strategy, {}))
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
         opt = cfg.optim
@@ -131,7 +133,11 @@ class Trainer:
     def make_views(self, images_u8: torch.Tensor) -> list[torch.Tensor]:
         """The objective's augmented, normalised views of a uint8 batch."""
         x = images_u8.float().div_(255.0)
-        return [(self.augment(x) - self.mean) / self.std for _ in range(self.objective.num_views)]
+        last = len(self.augments) - 1
+        return [
+            (self.augments[min(i, last)](x) - self.mean) / self.std
+            for i in range(self.objective.num_views)
+        ]
 
     def sample_mask(self, batch: int) -> torch.Tensor:
         return make_mask(
@@ -192,8 +198,8 @@ class Trainer:
         out_a, out_b = [], []
         for start in range(0, len(images_u8), 512):
             x = images_u8[start : start + 512].float() / 255.0
-            for out in (out_a, out_b):
-                view = (self.augment(x) - self.mean) / self.std
+            for out, augment in ((out_a, self.augments[0]), (out_b, self.augments[-1])):
+                view = (augment(x) - self.mean) / self.std
                 out.append(self.encoder.features(view, self.cfg.probe.feature))
         return torch.cat(out_a), torch.cat(out_b)
 
