@@ -9,6 +9,7 @@ Unknown keys are errors that name the key path and the nearest valid key.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -118,9 +119,11 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The SSL objective and its options (``loss/<objective>/<option>``)."""
+    """The SSL objective, its term weights (``loss/weights/<term>``, searchable) and
+    its options (``loss/<objective>/<option>``)."""
 
     name: str = "mae"
+    weights: Mapping[str, float] = field(default_factory=dict)
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -191,7 +194,7 @@ class TrialConfig:
         if "mask" in config:
             config["mask"] = _split_options(mask, ("strategy", "ratio", "options"))
         if "loss" in config:
-            config["loss"] = _split_options(loss, ("name", "options"))
+            config["loss"] = _split_options(loss, ("name", "weights", "options"))
         if "probe" in config:
             config["probe"] = _split_options(probe, ("names", "feature", "every", "options"))
         if "aug" in config:
@@ -291,6 +294,22 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     return value
 
 
+def _check_kwargs(fn: Any, given: Mapping[str, Any], path: str, *, skip: tuple[str, ...]) -> None:
+    """Refuse options that ``fn`` does not take, naming the key and the valid ones."""
+    if not isinstance(given, Mapping):
+        raise ConfigError(path, f"expected a mapping of options, got {given!r}")
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [name for name in params if name not in skip]
+    for key in given:
+        if key not in valid:
+            raise ConfigError(
+                f"{path}/{key}",
+                f"unknown option{suggest(str(key), valid)}; valid: {', '.join(valid) or 'none'}",
+            )
+
+
 def _check_names(cfg: TrialConfig) -> None:
     """Check registry names and option keys against the registries' signatures."""
     from trainables import augment, data, encoders, masking, objectives, probes
@@ -314,9 +333,47 @@ def _check_names(cfg: TrialConfig) -> None:
         check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/{name}")
     for name in cfg.aug.view2 or {}:
         check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/view2/{name}")
-    check(objectives.OBJECTIVES, "objective", cfg.loss.name, "loss/name")
+    objective = check(objectives.OBJECTIVES, "objective", cfg.loss.name, "loss/name")
     for name in cfg.loss.options:
         check(objectives.OBJECTIVES, "objective", name, f"loss/{name}")
+    terms = list(objectives.OBJECTIVE_WEIGHTS.get(cfg.loss.name, {}))
+    for term, weight in cfg.loss.weights.items():
+        if term not in terms:
+            raise ConfigError(
+                f"loss/weights/{term}",
+                f"'{cfg.loss.name}' has no term '{term}'{suggest(term, terms)}; "
+                f"its terms: {', '.join(terms)}",
+            )
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            raise ConfigError(f"loss/weights/{term}", f"expected a number >= 0, got {weight!r}")
+    _check_kwargs(
+        objective,
+        cfg.loss.options.get(cfg.loss.name, {}),
+        f"loss/{cfg.loss.name}",
+        skip=("encoder", "channels", "model_cfg", "weights"),
+    )
+    mask_fn = masking.MASKING[cfg.mask.strategy]
+    _check_kwargs(
+        mask_fn,
+        cfg.mask.options.get(cfg.mask.strategy, {}),
+        f"mask/{cfg.mask.strategy}",
+        skip=("batch", "grid_hw", "ratio", "generator"),
+    )
+    for ops, prefix in ((cfg.aug.ops, "aug"), (cfg.aug.view2 or {}, "aug/view2")):
+        for name, params in ops.items():
+            _check_kwargs(
+                augment.AUGMENT_OPS[name],
+                params,
+                f"{prefix}/{name}",
+                skip=("image_size", "channels"),
+            )
+    for i, name in enumerate(cfg.probe.names):
+        _check_kwargs(
+            check(probes.PROBES, "probe", name, f"probe/names[{i}]"),
+            cfg.probe.options.get(name, {}),
+            f"probe/{name}",
+            skip=("train_feats", "train_labels", "val_feats", "val_labels", "views"),
+        )
     for i, name in enumerate(cfg.probe.names):
         check(probes.PROBES, "probe", name, f"probe/names[{i}]")
     for name in cfg.probe.options:

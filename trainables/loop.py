@@ -88,12 +88,16 @@ class Trainer:
         self.std = std.view(1, -1, 1, 1).to(self.device)
         size, channels = dataset.image_size, dataset.channels
         self.encoder = build_encoder(cfg.model, image_size=size, channels=channels)
-        self.objective = OBJECTIVES[cfg.loss.name](
-            self.encoder,
-            channels=channels,
-            model_cfg=cfg.model,
-            **dict(cfg.loss.options.get(cfg.loss.name, {})),
-        ).to(self.device)
+        try:
+            self.objective = OBJECTIVES[cfg.loss.name](
+                self.encoder,
+                channels=channels,
+                model_cfg=cfg.model,
+                weights=dict(cfg.loss.weights),
+                **dict(cfg.loss.options.get(cfg.loss.name, {})),
+            ).to(self.device)
+        except TypeError as err:
+            raise ConfigError(f"loss/{cfg.loss.name}", str(err)) from None
         self.augments = [build_pipeline(cfg.aug.ops, image_size=size, channels=channels)]
         if cfg.aug.view2 is not None:
             self.augments.append(build_pipeline(cfg.aug.view2, image_size=size, channels=channels))
