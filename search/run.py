@@ -19,7 +19,7 @@ import optuna
 import yaml
 
 from search.storage import default_storage_url
-from spaces import SearchSpec, define_by_run, trial_config
+from spaces import SearchSpec, SpecError, define_by_run, trial_config
 from spaces.study import build_pruner, build_sampler
 
 __all__ = ["RunError", "RunResult", "run_search"]
@@ -118,6 +118,16 @@ def run_search(
     run_dir = Path(out).resolve()
     if (run_dir / SPEC_FILE).exists() or (run_dir / "study.db").exists():
         raise RunError(f"{run_dir} already holds a run; choose another --out")
+    dataset = base = None
+    if trainable is None:  # decode the data first: a bad path fails before anything is written
+        from trainables.config import ConfigError, TrialConfig
+        from trainables.data import load_dataset
+
+        try:
+            base = TrialConfig.from_dict(trial_config(spec, {}))
+            dataset = load_dataset(base.data)
+        except ConfigError as err:
+            raise SpecError([(spec.source, 0, err.path, err.message)]) from None
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SPEC_FILE).write_text(
         f"# resolved from {spec.source}\n" + yaml.safe_dump(spec.to_dict(), sort_keys=False),
@@ -150,13 +160,9 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _init_ray(address, num_cpus=num_cpus)
     if trainable is None:
-        from trainables.config import TrialConfig
-        from trainables.data import load_dataset
         from trainables.loop import random_init_metrics
         from trainables.trainable import train_trial
 
-        base = TrialConfig.from_dict(trial_config(spec, {}))
-        dataset = load_dataset(base.data)
         trainable = tune.with_parameters(train_trial, dataset=dataset)
         if verbose:
             print("measuring the random-init baseline of the encoder ...", flush=True)

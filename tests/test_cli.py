@@ -74,3 +74,15 @@ def test_spaces_list_names_the_default(tmp_path):
     proc = sslsearch("spaces", "list", cwd=tmp_path)
     assert proc.returncode == 0
     assert proc.stdout.startswith("default ")
+
+
+def test_missing_data_path_fails_before_the_run_directory_is_made(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "data: {name: image_folder, options: {path: nowhere}}\n", encoding="utf-8"
+    )
+    proc = sslsearch("run", "s.yaml", "--out", "run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "sslsearch: s.yaml data/options/path: no such file or directory: nowhere"
+    ]
+    assert not (tmp_path / "run").exists()

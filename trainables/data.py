@@ -8,8 +8,12 @@ queries) with a fixed seed. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import io
+import pickle
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +21,13 @@ import torch
 from trainables._registry import lookup, make_register
 from trainables.config import ConfigError, DataConfig
 
-__all__ = ["DATA_SOURCES", "Dataset", "load_dataset", "register_data_source"]
+__all__ = [
+    "DATA_SOURCES",
+    "SHAPES",
+    "Dataset",
+    "load_dataset",
+    "register_data_source",
+]
 
 DataSourceFn = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 DATA_SOURCES: dict[str, DataSourceFn] = {}
@@ -34,6 +44,7 @@ class Dataset:
         val_x: uint8 held-out images (probe queries).
         val_y: int64 labels of ``val_x`` or ``None``.
         name: data source name.
+        config: the settings it was loaded with.
     """
 
     train_x: torch.Tensor
@@ -41,6 +52,7 @@ class Dataset:
     val_x: torch.Tensor
     val_y: torch.Tensor | None
     name: str
+    config: DataConfig | None = None
 
     @property
     def channels(self) -> int:
@@ -72,6 +84,289 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(bunch.target).long()
 
 
+#: The classes of the ``shapes`` source, in label order.
+SHAPES = ("circle", "square", "triangle", "star", "cross")
+
+
+def _polygon_inside(px: np.ndarray, py: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which pixels ``(px, py)`` lie inside the polygon ``(vx, vy)``."""
+    inside = np.zeros(px.shape, dtype=bool)
+    j = len(vx) - 1
+    for i in range(len(vx)):
+        crosses = (vy[i] > py) != (vy[j] > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = (vx[j] - vx[i]) * (py - vy[i]) / (vy[j] - vy[i]) + vx[i]
+        inside ^= crosses & (px < x_at)
+        j = i
+    return inside
+
+
+def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    if kind == "circle":
+        return (xs - cx) ** 2 + (ys - cy) ** 2 <= r**2
+    if kind == "cross":
+        u = (xs - cx) * np.cos(angle) + (ys - cy) * np.sin(angle)
+        v = -(xs - cx) * np.sin(angle) + (ys - cy) * np.cos(angle)
+        arm = r * 0.35
+        return ((np.abs(u) <= r) & (np.abs(v) <= arm)) | ((np.abs(v) <= r) & (np.abs(u) <= arm))
+    if kind == "square":
+        corners = [angle + np.pi / 4 + k * np.pi / 2 for k in range(4)]
+        radii = [r * 1.2] * 4
+    elif kind == "triangle":
+        corners = [angle - np.pi / 2 + k * 2 * np.pi / 3 for k in range(3)]
+        radii = [r * 1.25] * 3
+    else:  # star
+        corners = [angle - np.pi / 2 + k * np.pi / 5 for k in range(10)]
+        radii = [r * 1.3 if k % 2 == 0 else r * 0.55 for k in range(10)]
+    vx = np.array([cx + q * np.cos(a) for q, a in zip(radii, corners, strict=True)])
+    vy = np.array([cy + q * np.sin(a) for q, a in zip(radii, corners, strict=True)])
+    return _polygon_inside(xs, ys, vx, vy)
+
+
+@register_data_source("shapes")
+def shapes(
+    *, count: int = 2000, image_size: int = 32, classes: int = 5, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generated shapes with planted truth: the label is the shape, nothing else.
+
+    Colour of the shape, colour of the background, position, scale and
+    rotation are drawn at random and independent of the label, so a
+    representation that keys on colour or position is wrong by construction
+    (strong colour and crop augmentation should help).
+
+    Args:
+        count: number of images (balanced over the classes).
+        image_size: side in pixels.
+        classes: how many of circle, square, triangle, star, cross to use (2..5).
+        seed: generator seed.
+    """
+    if not 2 <= classes <= len(SHAPES):
+        raise ValueError(f"classes must be in 2..{len(SHAPES)}, got {classes}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8, got {image_size}")
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % classes
+    rng.shuffle(labels)
+    images = np.empty((count, 3, image_size, image_size), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        background = rng.uniform(0, 1, size=3)
+        foreground = rng.uniform(0, 1, size=3)
+        while np.abs(foreground - background).sum() < 0.6:  # keep the shape visible
+            foreground = rng.uniform(0, 1, size=3)
+        r = rng.uniform(0.18, 0.32) * image_size
+        cx, cy = rng.uniform(r + 1, image_size - r - 1, size=2)
+        mask = _shape_mask(SHAPES[label], image_size, cx, cy, r, rng.uniform(0, 2 * np.pi))
+        canvas = np.where(mask[None], foreground[:, None, None], background[:, None, None])
+        images[i] = np.round(canvas * 255).astype(np.uint8)
+    return torch.from_numpy(images), torch.from_numpy(labels).long()
+
+
+def _require(path: str | Path, key: str = "data/options/path") -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ConfigError(key, f"no such file or directory: {p}")
+    return p
+
+
+def _decode(blob: bytes | Path, image_size: int, channels: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob) if isinstance(blob, bytes) else blob) as im:
+        im = im.convert("RGB" if channels == 3 else "L")
+        im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _decode_all(
+    items: list[tuple[str, bytes | Path]], *, image_size: int, channels: int, on_error: str
+) -> tuple[np.ndarray, list[int]]:
+    """Decode every item; report unreadable ones by name, then skip or fail."""
+    if on_error not in ("fail", "skip"):
+        raise ConfigError("data/options/on_error", f"expected fail or skip, got {on_error!r}")
+    arrays, kept, bad = [], [], []
+    for i, (name, blob) in enumerate(items):
+        try:
+            arrays.append(_decode(blob, image_size, channels))
+            kept.append(i)
+        except Exception as err:  # PIL raises many types for broken files
+            bad.append(f"{name} ({type(err).__name__})")
+    if bad:
+        listing = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        message = f"{len(bad)} of {len(items)} images could not be read: {listing}"
+        if on_error == "fail" or not arrays:
+            raise ConfigError("data/options", message + " (set on_error: skip to skip them)")
+        warnings.warn(f"skipping {message}", stacklevel=2)
+    if not arrays:
+        raise ConfigError("data/options/path", "no images found")
+    return np.stack(arrays), kept
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@register_data_source("image_folder")
+def image_folder(
+    *, path: str, image_size: int = 32, channels: int = 3, on_error: str = "fail"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in class sub-folders (``path/<class>/<image>``), decoded once and resized.
+
+    Labels are the sub-folder names in sorted order. ``on_error``: ``fail``
+    (default) or ``skip`` unreadable images; either way they are named.
+    """
+    root = _require(path)
+    if not root.is_dir():
+        raise ConfigError("data/options/path", f"{root} is not a directory")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise ConfigError("data/options/path", f"{root} has no class sub-folders")
+    items, labels = [], []
+    for label, name in enumerate(classes):
+        for file in sorted((root / name).iterdir()):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                items.append((str(file.relative_to(root)), file))
+                labels.append(label)
+    if not items:
+        raise ConfigError("data/options/path", f"{root}: the class folders hold no images")
+    images, kept = _decode_all(items, image_size=image_size, channels=channels, on_error=on_error)
+    return torch.from_numpy(images), torch.tensor([labels[i] for i in kept], dtype=torch.long)
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays only: never runs other code."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+@register_data_source("cifar")
+def cifar(*, path: str, files: str = "*_batch*") -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-style pickled batches (``data_batch_1`` ... ``test_batch``) in ``path``.
+
+    Each batch is a dict with ``data`` (``N x 3072`` uint8, channel-major 32x32)
+    and ``labels`` (or ``fine_labels``). Unpickled with an allow-list: only
+    NumPy arrays and plain containers, never arbitrary objects.
+    """
+    root = _require(path)
+    batches = sorted(root.glob(files)) if root.is_dir() else [root]
+    if not batches:
+        raise ConfigError("data/options/path", f"{root}: no files match {files!r}")
+    images, labels = [], []
+    for batch in batches:
+        try:
+            with batch.open("rb") as f:
+                content = _ArraysOnlyUnpickler(f, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, OSError, ValueError) as err:
+            raise ConfigError("data/options/path", f"{batch}: not a CIFAR batch ({err})") from None
+        content = {k.decode() if isinstance(k, bytes) else k: v for k, v in content.items()}
+        data = np.asarray(content.get("data"))
+        y = content.get("labels", content.get("fine_labels"))
+        if data.ndim != 2 or data.shape[1] % 3 or y is None:
+            raise ConfigError("data/options/path", f"{batch}: expected 'data' N x 3*H*W and labels")
+        if len(y) != len(data):
+            raise ConfigError(
+                "data/options/path", f"{batch}: {len(y)} labels for {len(data)} images"
+            )
+        side = round((data.shape[1] // 3) ** 0.5)
+        images.append(data.reshape(-1, 3, side, side).astype(np.uint8))
+        labels.append(np.asarray(y, dtype=np.int64))
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+@register_data_source("parquet")
+def parquet(
+    *,
+    path: str,
+    image_column: str = "image",
+    label_column: str | None = "label",
+    image_size: int = 32,
+    channels: int = 3,
+    on_error: str = "fail",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A Parquet table with encoded image bytes (PNG, JPEG, ...) and labels.
+
+    The image column holds bytes, or structs with a ``bytes`` field (the
+    Hugging Face layout). String labels are mapped to indices in sorted order;
+    ``label_column: null`` loads unlabelled data.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(_require(path))
+    for column in (image_column, label_column):
+        if column is not None and column not in table.column_names:
+            raise ConfigError(
+                "data/options",
+                f"{path}: no column '{column}'; columns: {', '.join(table.column_names)}",
+            )
+    items = []
+    for i, cell in enumerate(table.column(image_column).to_pylist()):
+        blob = cell.get("bytes") if isinstance(cell, dict) else cell
+        items.append((f"row {i}", blob if isinstance(blob, bytes) else b""))
+    images, kept = _decode_all(items, image_size=image_size, channels=channels, on_error=on_error)
+    if label_column is None:
+        return torch.from_numpy(images), None
+    raw = table.column(label_column).to_pylist()
+    if any(v is None for v in raw):
+        raise ConfigError("data/options/label_column", f"{path}: '{label_column}' has nulls")
+    if all(isinstance(v, int) for v in raw):
+        labels = raw
+    else:
+        index = {v: k for k, v in enumerate(sorted(set(map(str, raw))))}
+        labels = [index[str(v)] for v in raw]
+    return torch.from_numpy(images), torch.tensor([labels[i] for i in kept], dtype=torch.long)
+
+
+@register_data_source("npz")
+def npz(
+    *, path: str, images_key: str = "images", labels_key: str | None = "labels"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A ``.npz`` with uint8 images ``[N, H, W]``, ``[N, H, W, C]`` or ``[N, C, H, W]``.
+
+    Loaded with ``allow_pickle=False``.
+    """
+    try:
+        archive = np.load(_require(path), allow_pickle=False)
+    except ValueError as err:
+        raise ConfigError("data/options/path", f"{path}: {err}") from None
+    for key in (images_key, labels_key):
+        if key is not None and key not in archive.files:
+            raise ConfigError(
+                "data/options", f"{path}: no array '{key}'; arrays: {', '.join(archive.files)}"
+            )
+    images = archive[images_key]
+    if images.dtype != np.uint8:
+        raise ConfigError("data/options/images_key", f"{path}: expected uint8, got {images.dtype}")
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.transpose(0, 3, 1, 2)
+    if images.ndim != 4:
+        raise ConfigError("data/options/images_key", f"{path}: expected 3 or 4 dimensions")
+    if labels_key is None:
+        return torch.from_numpy(np.ascontiguousarray(images)), None
+    labels = archive[labels_key]
+    if len(labels) != len(images):
+        raise ConfigError(
+            "data/options/labels_key", f"{path}: {len(labels)} labels for {len(images)} images"
+        )
+    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels).long()
+
+
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Load a data source and split it into train and val with ``cfg.seed``.
 
@@ -84,6 +379,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     try:
         images, labels = source(**dict(cfg.options))
     except TypeError as err:
+        raise ConfigError("data/options", f"{cfg.name}: {err}") from None
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
         raise ConfigError("data/options", f"{cfg.name}: {err}") from None
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ConfigError("data/name", f"{cfg.name} must return uint8 [N, C, H, W] images")
@@ -101,4 +400,5 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         val_x=images[val_idx].contiguous(),
         val_y=None if labels is None else labels[val_idx].contiguous(),
         name=cfg.name,
+        config=cfg,
     )

@@ -41,7 +41,7 @@ def train_trial(config: dict[str, Any], dataset: Dataset | None = None) -> None:
     """
     cfg = TrialConfig.from_dict(config)
     torch.set_num_threads(_cpu_threads(cfg))
-    if dataset is None or dataset.name != cfg.data.name:
+    if dataset is None or dataset.config != cfg.data:  # the data itself is searched
         dataset = load_dataset(cfg.data)
     trainer = Trainer(cfg, dataset)
     checkpoint = tune.get_checkpoint()

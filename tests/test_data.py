@@ -1,0 +1,164 @@
+"""Data sources: every format built here on the fly, and their errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from trainables import ConfigError
+from trainables.config import DataConfig
+from trainables.data import DATA_SOURCES, SHAPES, load_dataset, shapes
+
+
+def png_bytes(color, size=(10, 12)):
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def load(name, **options):
+    return load_dataset(DataConfig(name=name, options=options, val_fraction=0.25))
+
+
+def test_every_source_is_covered_here():
+    assert set(DATA_SOURCES) == {"digits", "shapes", "image_folder", "cifar", "parquet", "npz"}
+
+
+def test_shapes_labels_are_balanced_and_nuisances_vary():
+    x, y = shapes(count=100, image_size=16, seed=1)
+    assert x.dtype == torch.uint8 and x.shape == (100, 3, 16, 16)
+    assert torch.bincount(y).tolist() == [20] * len(SHAPES)
+    backgrounds = x[:, :, 0, 0].float()  # corners are background (shapes stay inside)
+    assert backgrounds.std(dim=0).min() > 40  # background colour varies a lot
+    again, _ = shapes(count=100, image_size=16, seed=1)
+    assert torch.equal(x, again)
+
+
+def test_shapes_nuisances_do_not_depend_on_the_label():
+    x, y = shapes(count=1000, image_size=24, seed=0)
+    background = x[:, :, 0, 0].float()  # corners are background
+    fg_mask = (x != x[:, :, :1, :1]).any(dim=1)  # pixels of the shape
+    area = fg_mask.float().mean(dim=(1, 2))
+    rows = torch.arange(24).float().view(1, 24, 1)
+    centre_y = (fg_mask * rows).sum(dim=(1, 2)) / fg_mask.sum(dim=(1, 2))
+    for label in range(len(SHAPES)):
+        sel = y == label
+        # colour and position are independent of the class (uniform 0..255: mean ~127)
+        assert (background[sel].mean(dim=0) - background.mean(dim=0)).abs().max() < 20
+        assert abs(centre_y[sel].mean() - centre_y.mean()) < 1.5
+        assert area[sel].min() > 0.02  # every shape is visible
+
+
+def test_image_folder(tmp_path):
+    for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            (tmp_path / cls / f"{i}.png").write_bytes(png_bytes(color))
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    ds = load("image_folder", path=str(tmp_path), image_size=8)
+    x = torch.cat([ds.train_x, ds.val_x])
+    y = torch.cat([ds.train_y, ds.val_y])
+    assert x.shape == (8, 3, 8, 8) and ds.num_classes == 2
+    assert (x[y == 0][:, 0] == 255).all() and (x[y == 1][:, 2] == 255).all()
+
+
+def test_image_folder_unreadable_images_fail_or_skip_by_name(tmp_path):
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        (tmp_path / "a" / f"{i}.png").write_bytes(png_bytes((1, 2, 3)))
+    (tmp_path / "a" / "broken.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(ConfigError, match=r"1 of 4 images could not be read: a/broken.png"):
+        load("image_folder", path=str(tmp_path))
+    with pytest.warns(UserWarning, match="a/broken.png"):
+        ds = load("image_folder", path=str(tmp_path), on_error="skip")
+    assert len(ds.train_x) + len(ds.val_x) == 3
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        (lambda p: None, "no such file or directory"),
+        (lambda p: p.mkdir(), "has no class sub-folders"),
+        (lambda p: (p / "empty").mkdir(parents=True), "hold no images"),
+    ],
+)
+def test_image_folder_errors(tmp_path, setup, fragment):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        load("image_folder", path=str(root))
+    assert info.value.path == "data/options/path"
+
+
+def write_cifar(path, n, seed=0, labels_key=b"labels"):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n).tolist()
+    with open(path, "wb") as f:
+        pickle.dump({b"data": data, labels_key: labels, b"batch_label": b"x"}, f)
+    return data, labels
+
+
+def test_cifar_batches(tmp_path):
+    d1, l1 = write_cifar(tmp_path / "data_batch_1", 6, 0)
+    d2, l2 = write_cifar(tmp_path / "test_batch", 4, 1, labels_key=b"fine_labels")
+    x, y = DATA_SOURCES["cifar"](path=str(tmp_path))
+    assert x.shape == (10, 3, 32, 32)
+    assert torch.equal(x[0].flatten(), torch.from_numpy(d1[0]))
+    assert torch.equal(x[6].flatten(), torch.from_numpy(d2[0]))
+    assert y.tolist() == l1 + l2
+
+
+def test_cifar_refuses_pickles_that_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    with open(tmp_path / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": Evil(), b"labels": [0]}, f)
+    with pytest.raises(ConfigError, match="refused to load"):
+        DATA_SOURCES["cifar"](path=str(tmp_path))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_parquet_with_bytes_and_string_labels(tmp_path):
+    colors = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 0, 0)]
+    table = pa.table(
+        {
+            "image": [{"bytes": png_bytes(c), "path": None} for c in colors],
+            "label": ["red", "green", "blue", "red"],
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    x, y = DATA_SOURCES["parquet"](path=str(tmp_path / "d.parquet"), image_size=4)
+    assert x.shape == (4, 3, 4, 4)
+    assert y.tolist() == [2, 1, 0, 2]  # sorted: blue, green, red
+    with pytest.raises(ConfigError, match="no column 'img'"):
+        DATA_SOURCES["parquet"](path=str(tmp_path / "d.parquet"), image_column="img")
+
+
+def test_npz_layouts_and_label_mismatch(tmp_path):
+    hwc = np.zeros((5, 6, 6, 3), dtype=np.uint8)
+    np.savez(tmp_path / "a.npz", images=hwc, labels=np.arange(5))
+    x, y = DATA_SOURCES["npz"](path=str(tmp_path / "a.npz"))
+    assert x.shape == (5, 3, 6, 6) and y.tolist() == [0, 1, 2, 3, 4]
+    np.savez(tmp_path / "b.npz", images=np.zeros((5, 6, 6), dtype=np.uint8), labels=np.arange(4))
+    with pytest.raises(ConfigError, match="4 labels for 5 images") as info:
+        load("npz", path=str(tmp_path / "b.npz"))
+    assert info.value.path == "data/options/labels_key"
+    np.savez(tmp_path / "c.npz", images=np.zeros((5, 6, 6), dtype=np.float32))
+    with pytest.raises(ConfigError, match="expected uint8"):
+        load("npz", path=str(tmp_path / "c.npz"), labels_key=None)
+
+
+def test_unknown_option_is_a_config_error():
+    with pytest.raises(ConfigError, match="data/options"):
+        load("digits", path="x")
