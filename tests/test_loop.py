@@ -80,3 +80,23 @@ def test_warmup_then_cosine_schedule(digits):
     assert trainer.lr_at(10 * spe) == pytest.approx(0.01)
     lrs = [trainer.lr_at(s) for s in range(2 * spe, 10 * spe)]
     assert all(a >= b for a, b in itertools.pairwise(lrs))
+
+
+@pytest.mark.parametrize("loss", ["mae", "simclr"])
+def test_bf16_autocast_trains(digits, loss):
+    cfg = small(epochs=1, train={"precision": "bf16"}, loss={"name": loss})
+    trainer = Trainer(cfg, digits)
+    assert trainer.bf16
+    (metrics,) = run_epochs(trainer)
+    assert torch.isfinite(torch.tensor(metrics["loss"]))
+    assert trainer.features(digits.val_x[:8]).dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager(digits):
+    eager = Trainer(small(epochs=1), digits)
+    compiled = Trainer(small(epochs=1, train={"compile": True}), digits)
+    a, b = eager.train_epoch()["loss"], compiled.train_epoch()["loss"]
+    assert b == pytest.approx(a, rel=1e-3)
+    # checkpoints of a compiled trainer have the plain parameter names
+    assert not any(k.startswith("_orig_mod") for k in compiled.state_dict()["objective"])

@@ -154,12 +154,19 @@ class TrainConfig:
         seed: seed of initialisation, masks, augmentation and batch order.
         device: ``auto`` (CUDA when visible), ``cpu`` or ``cuda``.
         threads: torch CPU threads; 0 uses the trial's CPU allocation.
+        precision: ``auto`` (bf16 autocast on CUDA when supported, fp32 on CPU),
+            ``bf16`` or ``fp32``.
+        channels_last: use the channels-last layout for CNN encoders on CUDA.
+        compile: ``torch.compile`` the training step.
     """
 
     epochs: int = 40
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,6 +391,10 @@ def _check_names(cfg: TrialConfig) -> None:
         )
     if cfg.probe.every < 1:
         raise ConfigError("probe/every", f"expected >= 1, got {cfg.probe.every}")
+    if cfg.train.precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(
+            "train/precision", f"expected auto, bf16 or fp32, got {cfg.train.precision!r}"
+        )
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise ConfigError("train/device", f"expected auto, cpu or cuda, got {cfg.train.device!r}")
     for key, low in (("epochs", 1), ("threads", 0)):

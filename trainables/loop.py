@@ -98,6 +98,18 @@ class Trainer:
             ).to(self.device)
         except TypeError as err:
             raise ConfigError(f"loss/{cfg.loss.name}", str(err)) from None
+        self.bf16 = cfg.train.precision == "bf16" or (
+            cfg.train.precision == "auto"
+            and self.device.type == "cuda"
+            and torch.cuda.is_bf16_supported()
+        )
+        self.channels_last = (
+            cfg.train.channels_last and self.device.type == "cuda" and not self.encoder.is_vit
+        )
+        if self.channels_last:
+            self.objective = self.objective.to(memory_format=torch.channels_last)
+        # the compiled step shares parameters with self.objective (state_dict stays plain)
+        self.step_fn = torch.compile(self.objective) if cfg.train.compile else self.objective
         self.augments = [build_pipeline(cfg.aug.ops, image_size=size, channels=channels)]
         if cfg.aug.view2 is not None:
             self.augments.append(build_pipeline(cfg.aug.view2, image_size=size, channels=channels))
@@ -138,10 +150,17 @@ class Trainer:
         """The objective's augmented, normalised views of a uint8 batch."""
         x = images_u8.float().div_(255.0)
         last = len(self.augments) - 1
-        return [
+        views = [
             (self.augments[min(i, last)](x) - self.mean) / self.std
             for i in range(self.objective.num_views)
         ]
+        if self.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return views
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast when enabled (``train/precision``), a no-op context otherwise."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def sample_mask(self, batch: int) -> torch.Tensor:
         return make_mask(
@@ -165,7 +184,8 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             batch = self.train_x[order[i * bs : (i + 1) * bs]]
-            out = self.objective(self.make_views(batch), self.sample_mask)
+            with self.autocast():
+                out = self.step_fn(self.make_views(batch), self.sample_mask)
             loss = out["loss"]
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(self.epoch + 1, i, float(loss.detach()))
@@ -192,7 +212,8 @@ class Trainer:
         out = []
         for start in range(0, len(images_u8), batch_size):
             x = (images_u8[start : start + batch_size].float() / 255.0 - self.mean) / self.std
-            out.append(self.encoder.features(x, self.cfg.probe.feature))
+            with self.autocast():
+                out.append(self.encoder.features(x, self.cfg.probe.feature).float())
         return torch.cat(out)
 
     @torch.no_grad()
@@ -204,7 +225,8 @@ class Trainer:
             x = images_u8[start : start + 512].float() / 255.0
             for out, augment in ((out_a, self.augments[0]), (out_b, self.augments[-1])):
                 view = (augment(x) - self.mean) / self.std
-                out.append(self.encoder.features(view, self.cfg.probe.feature))
+                with self.autocast():
+                    out.append(self.encoder.features(view, self.cfg.probe.feature).float())
         return torch.cat(out_a), torch.cat(out_b)
 
     def evaluate(self) -> dict[str, float]:

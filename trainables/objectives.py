@@ -245,8 +245,10 @@ class MAEDecoder(nn.Module):
         """Predict every patch from the visible-token latent ``[B, 1+Lv, D]``."""
         x = self.embed(latent)
         batch, length = mask.shape
-        full = self.mask_token.expand(batch, length, -1).clone()
-        full[~mask] = x[:, 1:].reshape(-1, x.shape[-1]).to(full.dtype)
+        dim = x.shape[-1]
+        keep = (~mask).nonzero(as_tuple=False)[:, 1].view(batch, -1)
+        tokens = self.mask_token.to(x.dtype).expand(batch, length, dim)
+        full = tokens.scatter(1, keep.unsqueeze(-1).expand(-1, -1, dim), x[:, 1:])
         x = torch.cat([x[:, :1], full], dim=1) + self.pos
         return self.pred(self.norm(self.blocks(x))[:, 1:])
 
