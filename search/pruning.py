@@ -9,6 +9,7 @@ PRUNED (with its last value) when Tune completes it.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from ray.tune.experiment import Trial
@@ -32,7 +33,8 @@ def error_reason(trial: Trial) -> str:
         try:
             with open(trial.error_file, encoding="utf-8") as f:
                 lines = [line.strip() for line in f if line.strip()]
-            return lines[-1] if lines else "the trial raised an error"
+            if lines:  # a traceback's last line: "package.module.SomeError: message"
+                return re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1])
         except OSError:
             pass
     return "the trial raised an error"

@@ -86,3 +86,22 @@ def test_missing_data_path_fails_before_the_run_directory_is_made(tmp_path):
         "sslsearch: s.yaml data/options/path: no such file or directory: nowhere"
     ]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench", ["augment", "masking"])
+def test_benchmarks_run_quick_and_print_results(bench):
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "bench" / f"{bench}.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert results and proc.stdout.strip().splitlines()[-1] == results[-1]
+    for line in results:
+        _, value = line.removeprefix("RESULT ").split("=")
+        assert float(value) > 0, line

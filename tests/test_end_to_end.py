@@ -123,3 +123,36 @@ def test_every_probe_in_a_run_with_a_label_free_objective(ray_local, tmp_path):
     curves = pq.read_table(tmp_path / "run" / "curves.parquet").to_pylist()
     # probes ran at epoch 2 only (every 2): epoch 1 has no probe metrics
     assert [c["knn_top1"] is None for c in curves if c["trial"] == 0] == [True, False]
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_recorded_fail_and_the_study_continues(ray_local, tmp_path):
+    from search import run_search
+    from spaces import parse_spec
+
+    spec = parse_spec(
+        {
+            "study": {
+                "name": "nan",
+                "objective": {"metric": "knn_top1"},
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+            },
+            "budget": {"trials": 2, "epochs": 2, "concurrency": 2},
+            "aug": {},
+            "optim": {"grad_clip": 0.0, "warmup_epochs": 0},
+            "params": {
+                "optim/lr": {"type": "categorical", "choices": [0.001, 1.0e12]},
+                "train/seed": {"type": "fixed", "value": 0},
+            },
+        },
+        source="test",
+    )
+    run_search(spec, out=tmp_path / "run", verbose=False)
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    by_lr = {r["param/optim/lr"]: r for r in rows}
+    assert len(by_lr) == 2  # seed 0 draws both learning rates
+    assert by_lr[0.001]["state"] == "COMPLETE"
+    bad = by_lr[1.0e12]
+    assert bad["state"] == "FAIL"
+    assert bad["fail_reason"].startswith("NonFiniteLossError: non-finite loss")

@@ -100,3 +100,14 @@ def test_compiled_step_matches_eager(digits):
     assert b == pytest.approx(a, rel=1e-3)
     # checkpoints of a compiled trainer have the plain parameter names
     assert not any(k.startswith("_orig_mod") for k in compiled.state_dict()["objective"])
+
+
+def test_trial_errors_survive_pickling():
+    import pickle
+
+    from trainables import ConfigError
+
+    err = pickle.loads(pickle.dumps(NonFiniteLossError(3, 7, float("nan"))))
+    assert (err.epoch, err.step, str(err)) == (3, 7, "non-finite loss nan at epoch 3, step 7")
+    cfg_err = pickle.loads(pickle.dumps(ConfigError("a/b", "bad")))
+    assert (cfg_err.path, str(cfg_err)) == ("a/b", "a/b: bad")

@@ -40,6 +40,9 @@ class ConfigError(ValueError):
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
 
+    def __reduce__(self) -> tuple:  # Ray pickles a trial's error to the driver
+        return (type(self), (self.path, self.message))
+
 
 def _copy_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
     # Plain dicts (not mappingproxy): configs are pickled by Ray and copied.

@@ -43,6 +43,9 @@ class NonFiniteLossError(RuntimeError):
         self.epoch, self.step, self.value = epoch, step, value
         super().__init__(f"non-finite loss {value} at epoch {epoch}, step {step}")
 
+    def __reduce__(self) -> tuple:  # Ray pickles a trial's error to the driver
+        return (type(self), (self.epoch, self.step, self.value))
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when visible, else CPU."""

@@ -1,0 +1,104 @@
+"""MAE step time at 75 % masking vs 0 %: measured speed-up / FLOP-predicted speed-up.
+
+The encoder only sees the visible tokens, so masking 75 % should cut the step's
+FLOPs by the ratio that torch's FLOP counter reports for the two steps. The
+benchmark times both steps side by side (interleaved rounds, medians) and prints
+how much of that predicted speed-up is realised; the last lines are
+``RESULT name=value``.
+
+    python bench/masking.py [--quick] [--device cpu|cuda] [--model vit_tiny_32] [--batch 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from trainables.config import ModelConfig
+from trainables.encoders import build_encoder
+from trainables.masking import make_mask
+from trainables.objectives import OBJECTIVES
+
+
+def build(model: str, size: int, device: torch.device):
+    torch.manual_seed(0)
+    enc = build_encoder(ModelConfig(name=model), image_size=size, channels=3)
+    cfg = ModelConfig(name=model, decoder_dim=128, decoder_depth=2, decoder_heads=4)
+    objective = OBJECTIVES["mae"](enc, channels=3, model_cfg=cfg).to(device)
+    opt = torch.optim.AdamW(objective.parameters(), lr=1e-4)
+    return enc, objective, opt
+
+
+def make_step(enc, objective, opt, x, ratio, device):
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def sample_mask(batch):
+        return make_mask("random", batch, enc.grid_hw, ratio, generator=gen)
+
+    def step():
+        out = objective([x], sample_mask)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+
+    return step
+
+
+def flops(step) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def seconds(step, reps: int, device: torch.device) -> float:
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / reps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="vit_tiny_32")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    enc, objective, opt = build(args.model, args.size, device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    steps = {r: make_step(enc, objective, opt, x, r, device) for r in (0.0, 0.75)}
+    flop = {r: flops(s) for r, s in steps.items()}
+    reps, rounds = (2, 2) if args.quick else (5, 5)
+    times: dict[float, list[float]] = {0.0: [], 0.75: []}
+    for _ in range(rounds):
+        for r, s in steps.items():
+            times[r].append(seconds(s, reps, device))
+    t0, t75 = statistics.median(times[0.0]), statistics.median(times[0.75])
+    predicted = flop[0.0] / flop[0.75]
+    measured = t0 / t75
+    print(
+        f"{args.model}, {args.batch} x 3 x {args.size}^2 on {device}, "
+        f"{enc.num_tokens} tokens, decoder 2 x 128"
+    )
+    print(f"mask 0 %:  {flop[0.0] / 1e9:7.2f} GFLOP/step  {t0 * 1e3:8.1f} ms/step")
+    print(f"mask 75 %: {flop[0.75] / 1e9:7.2f} GFLOP/step  {t75 * 1e3:8.1f} ms/step")
+    print(f"RESULT flop_speedup={predicted:.2f}")
+    print(f"RESULT measured_speedup={measured:.2f}")
+    print(f"RESULT masking_efficiency={measured / predicted:.2f}")
+
+
+if __name__ == "__main__":
+    main()
