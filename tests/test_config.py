@@ -31,7 +31,7 @@ def test_round_trip_through_to_dict():
         ({"probe": {"names": ["knnn"]}}, "probe/names[0]", "did you mean 'knn'"),
         ({"model": {"name": "not_a_model_xyz"}}, "model/name", "unknown encoder"),
         ({"mask": {"ratio": 0.99}}, "mask/ratio", "[0, 0.95]"),
-        ({"data": {"name": "imagenet"}}, "data/name", "valid: digits"),
+        ({"data": {"name": "imagenet"}}, "data/name", "valid: cifar, digits, image_folder"),
         ({"oops": {}}, "oops", "unknown key"),
     ],
 )
