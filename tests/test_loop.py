@@ -111,3 +111,18 @@ def test_trial_errors_survive_pickling():
     assert (err.epoch, err.step, str(err)) == (3, 7, "non-finite loss nan at epoch 3, step 7")
     cfg_err = pickle.loads(pickle.dumps(ConfigError("a/b", "bad")))
     assert (cfg_err.path, str(cfg_err)) == ("a/b", "a/b: bad")
+
+
+@pytest.mark.gpu
+def test_cuda_uses_bf16_autocast_and_channels_last_cnns(digits):
+    cfg = small(
+        epochs=1,
+        train={"device": "cuda"},
+        loss={"name": "simclr"},
+        model={"name": "resnet10t"},
+        probe={"feature": "pooled"},
+    )
+    trainer = Trainer(cfg, digits)
+    assert trainer.bf16 and trainer.channels_last
+    (metrics,) = run_epochs(trainer)
+    assert torch.isfinite(torch.tensor(metrics["loss"])) and metrics["knn_top1"] > 0.3
