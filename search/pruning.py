@@ -73,7 +73,7 @@ class OptunaPruningScheduler(FIFOScheduler):
         if not math.isfinite(value):
             return TrialScheduler.CONTINUE
         ot = self.bridge.trial(trial.trial_id)
-        if ot is None:
+        if ot is None or len(self.bridge.directions) > 1:  # multi-objective: no pruning
             return TrialScheduler.CONTINUE
         ot.report(value, int(step))
         if ot.should_prune():

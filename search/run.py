@@ -20,6 +20,7 @@ import yaml
 
 from search.storage import default_storage_url
 from spaces import SearchSpec, SpecError, define_by_run, trial_config
+from spaces.compile import grid_search_space
 from spaces.study import build_pruner, build_sampler
 
 __all__ = ["RunError", "RunResult", "run_search"]
@@ -139,7 +140,10 @@ def run_search(
         storage=storage,
         study_name=study_cfg.name,
         sampler_factory=functools.partial(
-            build_sampler, study_cfg.sampler.name, dict(study_cfg.sampler.options)
+            build_sampler,
+            study_cfg.sampler.name,
+            dict(study_cfg.sampler.options),
+            search_space=grid_search_space(spec),
         ),
         pruner_factory=functools.partial(
             build_pruner, study_cfg.pruner.name, dict(study_cfg.pruner.options)

@@ -22,17 +22,24 @@ class YamlError(ValueError):
         super().__init__(f"{source}:{line} {message}" if line else f"{source}: {message}")
 
 
-def _walk(node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+def _walk(
+    node: yaml.Node, path: tuple[str, ...], lines: dict[tuple[str, ...], int], source: str
+) -> None:
     if isinstance(node, yaml.MappingNode):
+        seen = set()
         for key_node, value_node in node.value:
             key = (*path, str(key_node.value))
-            lines.setdefault(key, key_node.start_mark.line + 1)
-            _walk(value_node, key, lines)
+            line = key_node.start_mark.line + 1
+            if key in seen:  # PyYAML would silently keep the last one
+                raise YamlError(source, line, f"{'/'.join(key)}: duplicate key")
+            seen.add(key)
+            lines.setdefault(key, line)
+            _walk(value_node, key, lines, source)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             key = (*path, str(i))
             lines.setdefault(key, item.start_mark.line + 1)
-            _walk(item, key, lines)
+            _walk(item, key, lines, source)
 
 
 def load_with_lines(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
@@ -57,7 +64,7 @@ def load_with_lines(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], 
         raise YamlError(source, 0, str(err)) from None
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, source)
     return data, lines
 
 

@@ -9,6 +9,7 @@ in a name nests), and ``train/epochs`` from the budget.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -18,12 +19,27 @@ from spaces.schema import (
     CategoricalParam,
     FixedParam,
     FloatParam,
+    GridParam,
     IntParam,
     Param,
     SearchSpec,
 )
 
-__all__ = ["define_by_run", "nest", "representative_configs", "suggest"]
+__all__ = [
+    "active",
+    "define_by_run",
+    "grid_search_space",
+    "grid_size",
+    "nest",
+    "representative_configs",
+    "suggest",
+    "trial_config",
+]
+
+
+def active(param: Param, values: Mapping[str, Any]) -> bool:
+    """Whether ``param``'s conditions hold for the values sampled so far."""
+    return all(name in values and values[name] in allowed for name, allowed in param.when)
 
 
 def suggest(trial: optuna.trial.BaseTrial, param: Param) -> Any:
@@ -36,6 +52,8 @@ def suggest(trial: optuna.trial.BaseTrial, param: Param) -> Any:
         return trial.suggest_int(param.name, param.low, param.high, log=param.log, step=param.step)
     if isinstance(param, CategoricalParam):
         return trial.suggest_categorical(param.name, list(param.choices))
+    if isinstance(param, GridParam):
+        return trial.suggest_categorical(param.name, list(param.values))
     if isinstance(param, FixedParam):
         return param.value
     raise TypeError(f"unknown parameter type {type(param).__name__}")
@@ -91,42 +109,61 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
     """
 
     def sample(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-        values = {}
+        values: dict[str, Any] = {}
         for param in spec.params:
+            if not active(param, values):
+                continue  # a conditional parameter whose condition does not hold
             values[param.name] = suggest(trial, param)
             if isinstance(param, FixedParam):
                 trial.set_user_attr(f"fixed/{param.name}", param.value)
+        repeats = int(spec.study.sampler.options.get("repeats", 1))
+        if spec.study.sampler.name == "grid" and repeats > 1:
+            repeat = trial.suggest_categorical("repeat", list(range(repeats)))
+            values["train/seed"] = int(spec.base.get("train", {}).get("seed", 0)) + repeat
         return trial_config(spec, values)
 
     return sample
 
 
+def grid_search_space(spec: SearchSpec) -> dict[str, list[Any]]:
+    """The ``grid`` sampler's axes: grid values, categorical choices, and ``repeat``."""
+    space: dict[str, list[Any]] = {}
+    for p in spec.params:
+        if isinstance(p, GridParam):
+            space[p.name] = list(p.values)
+        elif isinstance(p, CategoricalParam):
+            space[p.name] = list(p.choices)
+    repeats = int(spec.study.sampler.options.get("repeats", 1))
+    if repeats > 1:
+        space["repeat"] = list(range(repeats))
+    return space
+
+
+def grid_size(spec: SearchSpec) -> int:
+    """How many trials a full pass over the grid takes (values x repeats)."""
+    return math.prod(len(v) for v in grid_search_space(spec).values())
+
+
 def representative_configs(spec: SearchSpec) -> Iterator[dict[str, Any]]:
-    """Configs with every parameter at its low end, then at its high end (for validation)."""
-    for end in (0, -1):
-        values = {}
+    """Configs that visit every parameter's ends and every choice (for validation).
+
+    Each config respects the conditions: a parameter is set only where they hold.
+    """
+    finite = [p for p in spec.params if isinstance(p, CategoricalParam | GridParam)]
+    plans: list[dict[str, int]] = [{"end": 0}, {"end": -1}]
+    for p in finite:
+        options = p.choices if isinstance(p, CategoricalParam) else p.values
+        plans += [{"end": 0, p.name: i} for i in range(len(options))]
+    for plan in plans:
+        values: dict[str, Any] = {}
         for p in spec.params:
+            if not active(p, values):
+                continue
             if isinstance(p, FixedParam):
                 values[p.name] = p.value
-            elif isinstance(p, CategoricalParam):
-                values[p.name] = p.choices[end]
+            elif isinstance(p, CategoricalParam | GridParam):
+                options = p.choices if isinstance(p, CategoricalParam) else p.values
+                values[p.name] = options[plan.get(p.name, plan["end"])]
             else:
-                values[p.name] = p.low if end == 0 else p.high
+                values[p.name] = p.low if plan["end"] == 0 else p.high
         yield trial_config(spec, values)
-    # Every categorical choice at least once, the others at their low end.
-    for p in spec.params:
-        if isinstance(p, CategoricalParam):
-            for choice in p.choices[1:-1]:
-                values = {
-                    q.name: (
-                        choice
-                        if q is p
-                        else q.value
-                        if isinstance(q, FixedParam)
-                        else q.choices[0]
-                        if isinstance(q, CategoricalParam)
-                        else q.low
-                    )
-                    for q in spec.params
-                }
-                yield trial_config(spec, values)

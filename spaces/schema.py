@@ -9,6 +9,7 @@ expected, e.g. ``spaces/my.yaml:14 params/mask/ratio: low (0.9) > high (0.2)``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ __all__ = [
     "CategoricalParam",
     "FixedParam",
     "FloatParam",
+    "GridParam",
     "IntParam",
     "Objective",
     "Param",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 TRIAL_SECTIONS = ("data", "model", "mask", "aug", "optim", "loss", "probe", "train")
-TOP_KEYS = ("description", "study", "budget", "params", *TRIAL_SECTIONS)
+TOP_KEYS = ("description", "include", "study", "budget", "params", *TRIAL_SECTIONS)
 
 
 class SpecError(ValueError):
@@ -57,6 +59,10 @@ class SpecError(ValueError):
         return out
 
 
+Condition = tuple[tuple[str, tuple[Any, ...]], ...]
+"""``((param, allowed values), ...)``: the parameter exists only when every one holds."""
+
+
 @dataclass(frozen=True)
 class FloatParam:
     """``suggest_float(name, low, high, log=..., step=...)``."""
@@ -66,6 +72,7 @@ class FloatParam:
     high: float
     log: bool = False
     step: float | None = None
+    when: Condition = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class IntParam:
     high: int
     log: bool = False
     step: int = 1
+    when: Condition = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,19 @@ class CategoricalParam:
 
     name: str
     choices: tuple[Any, ...]
+    when: Condition = ()
+
+
+@dataclass(frozen=True)
+class GridParam:
+    """A grid axis: every value is run (with the ``grid`` sampler), in order.
+
+    Other samplers treat it as a categorical choice among ``values``.
+    """
+
+    name: str
+    values: tuple[Any, ...]
+    when: Condition = ()
 
 
 @dataclass(frozen=True)
@@ -93,9 +114,10 @@ class FixedParam:
 
     name: str
     value: Any
+    when: Condition = ()
 
 
-Param = FloatParam | IntParam | CategoricalParam | FixedParam
+Param = FloatParam | IntParam | CategoricalParam | GridParam | FixedParam
 
 
 @dataclass(frozen=True)
@@ -189,6 +211,8 @@ class SearchSpec:
                 params[p.name] = {"type": "fixed", "value": p.value}
             elif isinstance(p, CategoricalParam):
                 params[p.name] = {"type": "categorical", "choices": list(p.choices)}
+            elif isinstance(p, GridParam):
+                params[p.name] = {"type": "grid", "values": list(p.values)}
             else:
                 kind = "float" if isinstance(p, FloatParam) else "int"
                 entry: dict[str, Any] = {"type": kind, "low": p.low, "high": p.high}
@@ -197,6 +221,10 @@ class SearchSpec:
                 if p.step is not None and not (kind == "int" and p.step == 1):
                     entry["step"] = p.step
                 params[p.name] = entry
+            if p.when:
+                params[p.name]["when"] = {
+                    name: list(values) if len(values) > 1 else values[0] for name, values in p.when
+                }
         objectives = [{"metric": o.metric, "direction": o.direction} for o in self.study.objectives]
         out: dict[str, Any] = {
             "description": self.description,
@@ -229,18 +257,20 @@ def _plain(value: Any) -> Any:
 class _Problems:
     """Collects located problems so that all are reported at once."""
 
-    def __init__(self, source: str, lines: dict[tuple[str, ...], int]) -> None:
+    def __init__(self, source: str, lines: Mapping[tuple[str, ...], Any]) -> None:
+        # a line is an int (in ``source``) or (file, line) for keys from an included file
         self.source, self.lines, self.items = source, lines, []
 
-    def line_of(self, path: tuple[str, ...]) -> int:
+    def where(self, path: tuple[str, ...]) -> tuple[str, int]:
         while path:
             if path in self.lines:
-                return self.lines[path]
+                found = self.lines[path]
+                return found if isinstance(found, tuple) else (self.source, found)
             path = path[:-1]
-        return 0
+        return self.source, 0
 
     def add(self, path: tuple[str, ...], key: str, message: str) -> None:
-        self.items.append((self.source, self.line_of(path), key, message))
+        self.items.append((*self.where(path), key, message))
 
 
 def _is_number(value: Any) -> bool:
@@ -265,16 +295,17 @@ def _parse_param(name: str, raw: Any, problems: _Problems) -> Param | None:
         return None
     kind = raw.get("type")
     allowed = {
-        "float": ("type", "low", "high", "log", "step"),
-        "int": ("type", "low", "high", "log", "step"),
-        "categorical": ("type", "choices"),
-        "fixed": ("type", "value"),
+        "float": ("type", "low", "high", "log", "step", "when"),
+        "int": ("type", "low", "high", "log", "step", "when"),
+        "categorical": ("type", "choices", "when"),
+        "grid": ("type", "values", "when"),
+        "fixed": ("type", "value", "when"),
     }
     if kind not in allowed:
         problems.add(
             (*path, "type"),
             f"{key}/type",
-            f"expected one of float, int, categorical, fixed; got {kind!r}",
+            f"expected one of float, int, categorical, grid, fixed; got {kind!r}",
         )
         return None
     bad = _unknown(raw.keys(), allowed[kind])
@@ -282,27 +313,63 @@ def _parse_param(name: str, raw: Any, problems: _Problems) -> Param | None:
         problems.add((*path, k), f"{key}/{k}", message)
     if bad:
         return None
+    when = _parse_when(raw.get("when"), path, key, problems)
+    if when is None:
+        return None
+    param = _parse_distribution(name, kind, raw, path, key, problems)
+    return None if param is None else dataclasses.replace(param, when=when)
+
+
+def _parse_when(raw: Any, path: tuple[str, ...], key: str, problems: _Problems) -> Condition | None:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping) or not raw:
+        problems.add(
+            (*path, "when"), f"{key}/when", f"expected {{param: value or [values]}}, got {raw!r}"
+        )
+        return None
+    out = []
+    for other, values in raw.items():
+        values = tuple(values) if isinstance(values, list) else (values,)
+        if not values:
+            problems.add((*path, "when", str(other)), f"{key}/when/{other}", "no values given")
+            return None
+        out.append((str(other), values))
+    return tuple(out)
+
+
+def _parse_distribution(
+    name: str,
+    kind: str,
+    raw: Mapping[str, Any],
+    path: tuple[str, ...],
+    key: str,
+    problems: _Problems,
+) -> Param | None:
     if kind == "fixed":
         if "value" not in raw:
             problems.add(path, key, "a fixed parameter needs 'value'")
             return None
         return FixedParam(name, raw["value"])
-    if kind == "categorical":
-        choices = raw.get("choices")
+    if kind in ("categorical", "grid"):
+        field_name = "choices" if kind == "categorical" else "values"
+        choices = raw.get(field_name)
         if not isinstance(choices, list) or not choices:
-            problems.add((*path, "choices"), f"{key}/choices", "expected a non-empty list")
+            problems.add((*path, field_name), f"{key}/{field_name}", "expected a non-empty list")
             return None
         for i, c in enumerate(choices):
             if not (c is None or isinstance(c, bool | int | float | str)):
                 problems.add(
-                    (*path, "choices", str(i)),
-                    f"{key}/choices[{i}]",
+                    (*path, field_name, str(i)),
+                    f"{key}/{field_name}[{i}]",
                     f"expected a number, string, bool or null; got {c!r}",
                 )
                 return None
         if len(set(map(repr, choices))) != len(choices):
-            problems.add((*path, "choices"), f"{key}/choices", "duplicate choices")
+            problems.add((*path, field_name), f"{key}/{field_name}", f"duplicate {field_name}")
             return None
+        if kind == "grid":
+            return GridParam(name, tuple(choices))
         return CategoricalParam(name, tuple(choices))
     ok = True
     for bound in ("low", "high"):
@@ -449,6 +516,8 @@ def parse_spec(
         if param is not None:
             params.append(param)
 
+    _check_conditions(params, problems)
+
     base: dict[str, Any] = {}
     for section in TRIAL_SECTIONS:
         if section in data:
@@ -474,12 +543,50 @@ def parse_spec(
         params=tuple(params),
         base=base,
     )
+    spec = _check_grid_and_objectives(spec, data, problems)
     _check_study(spec, problems)
     if builtin_trainable:  # a user's own trainable has its own config and metrics
         _check_against_trainables(spec, problems)
     if problems.items:
         raise SpecError(problems.items)
     return spec
+
+
+def possible_values(param: Param) -> tuple[Any, ...] | None:
+    """The values a parameter can take when they are finite (None for float/int ranges)."""
+    if isinstance(param, CategoricalParam):
+        return param.choices
+    if isinstance(param, GridParam):
+        return param.values
+    if isinstance(param, FixedParam):
+        return (param.value,)
+    return None
+
+
+def _check_conditions(params: list[Param], problems: _Problems) -> None:
+    declared: dict[str, Param] = {}
+    names = {p.name for p in params}
+    for param in params:
+        for other, values in param.when:
+            path = ("params", param.name, "when", other)
+            key = f"params/{param.name}/when/{other}"
+            if other not in names:
+                problems.add(path, key, f"condition on '{other}', which is not a parameter")
+            elif other not in declared:
+                problems.add(path, key, f"condition on '{other}', declared after this one")
+            else:
+                allowed = possible_values(declared[other])
+                if allowed is None:
+                    problems.add(path, key, f"'{other}' is continuous; conditions need choices")
+                    continue
+                for v in values:
+                    if v not in allowed:
+                        problems.add(
+                            path,
+                            key,
+                            f"{v!r} is not a value of '{other}' ({', '.join(map(repr, allowed))})",
+                        )
+        declared[param.name] = param
 
 
 def _parse_budget(raw: Any, problems: _Problems) -> Budget:
@@ -521,19 +628,80 @@ def _parse_budget(raw: Any, problems: _Problems) -> Budget:
     return Budget(**values)
 
 
+def _check_grid_and_objectives(
+    spec: SearchSpec, data: Mapping[str, Any], problems: _Problems
+) -> SearchSpec:
+    """Grid sweeps run every point (x repeats); several objectives need a sampler for them."""
+    from spaces.compile import grid_size
+    from spaces.study import MULTI_OBJECTIVE_SAMPLERS
+
+    study = spec.study
+    if len(study.objectives) > 1:
+        if study.sampler.name not in MULTI_OBJECTIVE_SAMPLERS:
+            problems.add(
+                ("study", "sampler"),
+                "study/sampler",
+                f"'{study.sampler.name}' handles one objective; with several use one of "
+                f"{', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}",
+            )
+        if study.pruner.name != "none":
+            problems.add(
+                ("study", "pruner"),
+                "study/pruner",
+                "pruning a multi-objective study is not supported; set pruner: none",
+            )
+    if study.sampler.name != "grid":
+        return spec
+    repeats = study.sampler.options.get("repeats", 1)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        problems.add(
+            ("study", "sampler", "repeats"),
+            "study/sampler/repeats",
+            f"expected an integer >= 1, got {repeats!r}",
+        )
+        return spec
+    for p in spec.params:
+        if isinstance(p, FloatParam | IntParam):
+            problems.add(
+                ("params", p.name),
+                f"params/{p.name}",
+                "the grid sampler needs listed values (type: grid), not a range",
+            )
+        if p.when:
+            problems.add(
+                ("params", p.name, "when"),
+                f"params/{p.name}/when",
+                "conditions are not supported with the grid sampler",
+            )
+    size = grid_size(spec)
+    given = (data.get("budget") or {}).get("trials")
+    if given is not None and given != size:
+        problems.add(
+            ("budget", "trials"),
+            "budget/trials",
+            f"the grid has {size} points (values x repeats); set trials: {size} or leave it out",
+        )
+    return dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, trials=size))
+
+
 def _check_study(spec: SearchSpec, problems: _Problems) -> None:
     """Build the sampler and pruner once, so that a bad name or option fails here."""
+    from spaces.compile import grid_search_space
     from spaces.study import build_pruner, build_sampler
     from trainables._registry import UnknownNameError
 
-    for key, build, part in (
-        ("sampler", build_sampler, spec.study.sampler),
-        ("pruner", build_pruner, spec.study.pruner),
-    ):
-        try:
-            build(part.name, part.options)
-        except (UnknownNameError, ValueError) as err:
-            problems.add(("study", key), f"study/{key}", str(err))
+    try:
+        build_sampler(
+            spec.study.sampler.name,
+            spec.study.sampler.options,
+            search_space=grid_search_space(spec),
+        )
+    except (UnknownNameError, ValueError) as err:
+        problems.add(("study", "sampler"), "study/sampler", str(err))
+    try:
+        build_pruner(spec.study.pruner.name, spec.study.pruner.options)
+    except (UnknownNameError, ValueError) as err:
+        problems.add(("study", "pruner"), "study/pruner", str(err))
 
 
 def _check_against_trainables(spec: SearchSpec, problems: _Problems) -> None:
@@ -555,7 +723,10 @@ def _check_against_trainables(spec: SearchSpec, problems: _Problems) -> None:
             else:
                 problems.add(parts, err.path, err.message)
             return
-    metrics = {"loss", "epoch"}
+    from trainables.objectives import OBJECTIVE_WEIGHTS
+
+    metrics = {"loss", "epoch", "lr", "train_time_s", "trial_time_s"}
+    metrics.update(f"loss_{t}" for t in OBJECTIVE_WEIGHTS.get(cfg.loss.name, {}))
     for probe in cfg.probe.names:
         metrics.update(probe_metric_names(probe))
     for i, objective in enumerate(spec.study.objectives):
@@ -584,13 +755,69 @@ def load_spec(
         SpecError: with every located problem in the file.
     """
     source = str(path)
+    data, lines = _load_with_includes(Path(path), source, seen=())
+    if overrides:
+        data = apply_overrides(data, overrides, source=source)
+    return parse_spec(data, source=source, lines=lines, builtin_trainable=builtin_trainable)
+
+
+def _load_with_includes(
+    path: Path, source: str, *, seen: tuple[Path, ...]
+) -> tuple[Any, dict[tuple[str, ...], Any]]:
+    """Load ``path``; if it has ``include: base.yaml``, merge it over the base.
+
+    Mappings merge key by key (``params`` entry by entry); ``null`` removes a
+    key of the base. Lines of keys that come from the base point into the base.
+    """
     try:
         data, lines = load_with_lines(read_text(path), source)
     except YamlError as err:
         raise SpecError([(err.source, err.line, "", err.message)]) from None
-    if overrides:
-        data = apply_overrides(data, overrides, source=source)
-    return parse_spec(data, source=source, lines=lines, builtin_trainable=builtin_trainable)
+    if not isinstance(data, Mapping) or "include" not in data:
+        return data, dict(lines)
+    include = data["include"]
+    line = lines.get(("include",), 0)
+    if not isinstance(include, str):
+        raise SpecError([(source, line, "include", "expected the path of a base space file")])
+    base_path = (path.parent / include).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise SpecError([(source, line, "include", f"{include} includes itself")])
+    if not base_path.exists():
+        raise SpecError([(source, line, "include", f"no such file: {base_path}")])
+    base, base_lines = _load_with_includes(
+        base_path, str(path.parent / include), seen=(*seen, path.resolve())
+    )
+    if not isinstance(base, Mapping):
+        raise SpecError([(source, line, "include", f"{include} is not a mapping")])
+    merged_lines: dict[tuple[str, ...], Any] = {
+        k: v if isinstance(v, tuple) else (str(path.parent / include), v)
+        for k, v in base_lines.items()
+    }
+    merged_lines.update(lines)
+    child = {k: v for k, v in data.items() if k != "include"}
+    return _merge(base, child), merged_lines
+
+
+def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in child.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            # params merge per parameter: a child's entry replaces the base's whole entry
+            if key == "params":
+                merged = dict(out[key])
+                for name, entry in value.items():
+                    if entry is None:
+                        merged.pop(name, None)
+                    else:
+                        merged[name] = entry
+                out[key] = merged
+            else:
+                out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def apply_overrides(data: Any, overrides: Mapping[str, Any], *, source: str) -> Any:

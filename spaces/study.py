@@ -52,6 +52,79 @@ def _random(*, seed: int | None = None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+@register_sampler("gp")
+def _gp(
+    *, seed: int | None = None, n_startup_trials: int = 10, deterministic_objective: bool = False
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        deterministic_objective=deterministic_objective,
+    )
+
+
+@register_sampler("cmaes")
+def _cmaes(
+    *,
+    seed: int | None = None,
+    n_startup_trials: int = 1,
+    sigma0: float | None = None,
+    restart_strategy: str | None = None,
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.CmaEsSampler(
+        seed=seed,
+        n_startup_trials=n_startup_trials,
+        sigma0=sigma0,
+        restart_strategy=restart_strategy,
+    )
+
+
+@register_sampler("qmc")
+def _qmc(
+    *, seed: int | None = None, qmc_type: str = "sobol", scramble: bool = True
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(qmc_type=qmc_type, scramble=scramble, seed=seed)
+
+
+@register_sampler("nsga2")
+def _nsga2(
+    *,
+    seed: int | None = None,
+    population_size: int = 50,
+    mutation_prob: float | None = None,
+    crossover_prob: float = 0.9,
+) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(
+        seed=seed,
+        population_size=population_size,
+        mutation_prob=mutation_prob,
+        crossover_prob=crossover_prob,
+    )
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler for ask/tell use: the budget (not the sampler) ends the run.
+
+    ``GridSampler.after_trial`` calls ``study.stop()`` once the grid is covered,
+    which raises outside ``study.optimize`` and would lose the last trial's tell.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+@register_sampler("grid")
+def _grid(
+    *, search_space: dict[str, list] | None = None, seed: int | None = None, repeats: int = 1
+) -> optuna.samplers.BaseSampler:
+    # ``repeats`` is an axis of ``search_space`` (see spaces.compile.grid_search_space)
+    return AskTellGridSampler(search_space or {}, seed=seed)
+
+
+#: Samplers that handle several objectives.
+MULTI_OBJECTIVE_SAMPLERS = frozenset({"tpe", "random", "nsga2", "qmc", "grid", "gp"})
+
+
 @register_pruner("median")
 def _median(
     *,
@@ -83,8 +156,15 @@ def _build(registry: dict, kind: str, name: str, options: Mapping[str, Any]) -> 
         ) from None
 
 
-def build_sampler(name: str, options: Mapping[str, Any]) -> optuna.samplers.BaseSampler:
-    """``build_sampler("tpe", {"seed": 0})`` -> a seeded ``TPESampler``."""
+def build_sampler(
+    name: str, options: Mapping[str, Any], *, search_space: dict[str, list] | None = None
+) -> optuna.samplers.BaseSampler:
+    """``build_sampler("tpe", {"seed": 0})`` -> a seeded ``TPESampler``.
+
+    ``search_space`` is the grid of the ``grid`` sampler (ignored by the others).
+    """
+    if name == "grid":
+        options = {**dict(options), "search_space": search_space}
     return _build(SAMPLERS, "sampler", name, options)
 
 

@@ -71,7 +71,7 @@ def test_low_above_high_names_file_line_and_key(tmp_path):
         ),
         (
             "params:\n  mask/ratio: {type: floaty, low: 0, high: 1}\n",
-            ":2 params/mask/ratio/type: expected one of float, int, categorical, fixed;"
+            ":2 params/mask/ratio/type: expected one of float, int, categorical, grid, fixed;"
             " got 'floaty'",
         ),
         (

@@ -135,6 +135,7 @@ class Trainer:
         self.steps_per_epoch = max(1, len(self.train_x) // opt.batch_size)
         self.epoch = 0
         self.step = 0
+        self.elapsed = 0.0  # training + probing seconds so far (kept in checkpoints)
 
     # -- schedule -----------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -257,6 +258,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            "elapsed": self.elapsed,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
@@ -266,6 +268,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
 
@@ -294,4 +297,6 @@ def run_epochs(trainer: Trainer) -> Iterator[dict[str, float]]:
         metrics = trainer.train_epoch()
         if trainer.epoch % cfg.probe.every == 0 or trainer.epoch == cfg.train.epochs:
             metrics.update(trainer.evaluate())
+        trainer.elapsed += metrics["train_time_s"] + metrics.get("probe_time_s", 0.0)
+        metrics["trial_time_s"] = trainer.elapsed  # cumulative: the cost objective
         yield metrics
