@@ -675,13 +675,15 @@ def _check_grid_and_objectives(
             )
     size = grid_size(spec)
     given = (data.get("budget") or {}).get("trials")
-    if given is not None and given != size:
+    if given is not None and given > size:
         problems.add(
             ("budget", "trials"),
             "budget/trials",
-            f"the grid has {size} points (values x repeats); set trials: {size} or leave it out",
+            f"the grid has {size} points (values x repeats); trials must be at most {size}",
         )
-    return dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, trials=size))
+    # a full pass by default; fewer trials (e.g. a smoke run) cover part of the grid
+    trials = size if given is None or given > size else given
+    return dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, trials=trials))
 
 
 def _check_study(spec: SearchSpec, problems: _Problems) -> None:

@@ -156,3 +156,20 @@ def test_a_diverging_trial_is_recorded_fail_and_the_study_continues(ray_local, t
     bad = by_lr[1.0e12]
     assert bad["state"] == "FAIL"
     assert bad["fail_reason"].startswith("NonFiniteLossError: non-finite loss")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(__import__("spaces").shipped_spaces()))
+def test_every_shipped_space_runs_one_trial_of_one_epoch(ray_local, tmp_path, name):
+    from search import run_search
+    from spaces import load_spec, shipped_spaces
+
+    overrides = {"budget.trials": 1, "budget.epochs": 1, "budget.concurrency": 1}
+    path = shipped_spaces()[name]
+    if "shapes" in path.read_text():
+        overrides["data.options.count"] = 300
+    spec = load_spec(path, overrides=overrides)
+    result = run_search(spec, out=tmp_path / "run", verbose=False)
+    assert result.states == {"COMPLETE": 1}, result.states
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    assert len(rows) == 1 and rows[0]["epochs"] == 1

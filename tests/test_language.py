@@ -111,10 +111,12 @@ def test_grid_with_repeats_runs_every_point_with_each_seed():
 
 def test_grid_trials_must_match_the_grid():
     with pytest.raises(SpecError) as info:
-        spec_of(grid_spec(trials=20))
-    assert "budget/trials: the grid has 27 points (values x repeats); set trials: 27" in str(
-        info.value
+        spec_of(grid_spec(trials=30))
+    assert (
+        "budget/trials: the grid has 27 points (values x repeats); trials must be at most 27"
+        in str(info.value)
     )
+    assert spec_of(grid_spec(trials=4)).budget.trials == 4  # part of the grid
     bad = grid_spec()
     bad["params"]["optim/lr"] = {"type": "float", "low": 1e-4, "high": 1e-2}
     with pytest.raises(SpecError, match="params/optim/lr: the grid sampler needs listed values"):
