@@ -57,6 +57,8 @@ def load_with_lines(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], 
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else 0
         problem = err.problem or str(err)
+        if err.context and err.context_mark is not None and err.context_mark.line + 1 != line:
+            problem += f" ({err.context} on line {err.context_mark.line + 1})"
         if "python/" in str(err):
             problem = f"unsafe tag refused ({err.problem}); only plain YAML is allowed"
         raise YamlError(source, line, problem) from None

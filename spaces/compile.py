@@ -32,14 +32,23 @@ __all__ = [
     "grid_size",
     "nest",
     "representative_configs",
+    "same_value",
     "suggest",
     "trial_config",
 ]
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type: ``True`` is not the choice ``1``."""
+    return a == b and type(a) is type(b)
+
+
 def active(param: Param, values: Mapping[str, Any]) -> bool:
     """Whether ``param``'s conditions hold for the values sampled so far."""
-    return all(name in values and values[name] in allowed for name, allowed in param.when)
+    return all(
+        name in values and any(same_value(values[name], a) for a in allowed)
+        for name, allowed in param.when
+    )
 
 
 def suggest(trial: optuna.trial.BaseTrial, param: Param) -> Any:

@@ -320,6 +320,21 @@ def _parse_param(name: str, raw: Any, problems: _Problems) -> Param | None:
     return None if param is None else dataclasses.replace(param, when=when)
 
 
+def _step_lowers_high(kind: str, low: float, high: float, step: float) -> bool:
+    """Whether Optuna would replace ``high`` because ``high - low`` is not a multiple of step."""
+    import warnings
+
+    import optuna
+
+    cls = optuna.distributions.FloatDistribution
+    if kind == "int":
+        cls = optuna.distributions.IntDistribution
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dist = cls(low, high, step=step)
+    return bool(caught) and dist.high != high
+
+
 def _parse_when(raw: Any, path: tuple[str, ...], key: str, problems: _Problems) -> Condition | None:
     if raw is None:
         return ()
@@ -399,6 +414,14 @@ def _parse_distribution(
         return None
     if log and step is not None and not (kind == "int" and step == 1):
         problems.add((*path, "step"), f"{key}/step", "step cannot be combined with log")
+        return None
+    if step is not None and not log and high > low and _step_lowers_high(kind, low, high, step):
+        problems.add(
+            (*path, "step"),
+            f"{key}/step",
+            f"high - low ({high - low:g}) is not a multiple of step ({step:g}); "
+            "Optuna would silently lower high",
+        )
         return None
     if kind == "float":
         return FloatParam(name, float(low), float(high), log, None if step is None else float(step))
@@ -579,8 +602,10 @@ def _check_conditions(params: list[Param], problems: _Problems) -> None:
                 if allowed is None:
                     problems.add(path, key, f"'{other}' is continuous; conditions need choices")
                     continue
+                from spaces.compile import same_value
+
                 for v in values:
-                    if v not in allowed:
+                    if not any(same_value(v, a) for a in allowed):
                         problems.add(
                             path,
                             key,

@@ -73,7 +73,8 @@ def test_spaces_check_reports_every_problem(tmp_path):
 def test_spaces_list_names_the_default(tmp_path):
     proc = sslsearch("spaces", "list", cwd=tmp_path)
     assert proc.returncode == 0
-    assert proc.stdout.startswith("default ")
+    names = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert {"default", "mask_ratio_sweep", "joint"} <= set(names)
 
 
 def test_missing_data_path_fails_before_the_run_directory_is_made(tmp_path):
@@ -105,3 +106,11 @@ def test_benchmarks_run_quick_and_print_results(bench):
     for line in results:
         _, value = line.removeprefix("RESULT ").split("=")
         assert float(value) > 0, line
+
+
+def test_spaces_show_lists_conditions_and_grids(tmp_path):
+    proc = sslsearch("spaces", "show", "masking_strategy", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "mask/block/aspect" in proc.stdout and "when mask/strategy = block" in proc.stdout
+    sweep = sslsearch("spaces", "show", "mask_ratio_sweep", cwd=tmp_path)
+    assert "grid [0.1, 0.2, 0.3" in sweep.stdout and "27 trials" in sweep.stdout
