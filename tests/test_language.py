@@ -236,3 +236,36 @@ def test_duplicate_keys_are_refused(tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert info.value.lines() == [f"{path}:3 params/mask/ratio: duplicate key"]
+
+
+def test_an_edit_that_changes_a_distribution_is_listed_and_fixed_values_are_allowed():
+    from spaces.diff import incompatibilities
+
+    base = {
+        "params": {
+            "mask/ratio": {"type": "float", "low": 0.1, "high": 0.9},
+            "optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        }
+    }
+    old = spec_of(base)
+    same = spec_of(
+        {
+            "params": {**base["params"], "train/seed": {"type": "fixed", "value": 3}},
+            "budget": {"trials": 99},
+        }
+    )
+    assert incompatibilities(old, same) == []
+    edited = spec_of(
+        {
+            "params": {
+                "mask/ratio": {"type": "float", "low": 0.2, "high": 0.9},
+                "mask/strategy": {"type": "categorical", "choices": ["random", "block"]},
+            }
+        }
+    )
+    assert incompatibilities(old, edited) == [
+        "params/mask/ratio: float low=0.1, high=0.9, log=False, step=None -> "
+        "float low=0.2, high=0.9, log=False, step=None",
+        "params/optim/lr: removed (was float low=0.0001, high=0.01, log=True, step=None)",
+        "params/mask/strategy: added (categorical choices=('random', 'block'))",
+    ]

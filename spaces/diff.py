@@ -1,0 +1,55 @@
+"""Is an edited space still the same study? (for resuming a run)
+
+Optuna's sampler history is only meaningful if every parameter keeps its
+distribution. :func:`incompatibilities` lists, as readable lines, what an edit
+changed that a resume cannot accept; adding or changing a ``fixed`` value, the
+budget or the description is allowed.
+"""
+
+from __future__ import annotations
+
+from spaces.schema import FixedParam, Param, SearchSpec
+
+__all__ = ["describe", "incompatibilities"]
+
+
+def describe(param: Param) -> str:
+    """A one-line description of a parameter's distribution and condition."""
+    data = {k: v for k, v in param.__dict__.items() if k not in ("name", "when")}
+    kind = type(param).__name__.removesuffix("Param").lower()
+    text = f"{kind} " + ", ".join(f"{k}={v!r}" for k, v in data.items())
+    if param.when:
+        text += " when " + ", ".join(f"{n} in {list(v)}" for n, v in param.when)
+    return text
+
+
+def incompatibilities(old: SearchSpec, new: SearchSpec) -> list[str]:
+    """What the edit from ``old`` to ``new`` changed that a resumed study cannot accept.
+
+    Example:
+        >>> from spaces.schema import parse_spec
+        >>> a = parse_spec({"params": {"x/y": {"type": "float", "low": 0, "high": 1}}},
+        ...                source="a", builtin_trainable=False)
+        >>> b = parse_spec({"params": {"x/y": {"type": "float", "low": 0, "high": 2}}},
+        ...                source="b", builtin_trainable=False)
+        >>> print(*incompatibilities(a, b))
+        params/x/y: float low=0.0, high=1.0, log=False, step=None -> float low=0.0, high=2.0, ...
+    """
+    out = []
+    before = {p.name: p for p in old.params if not isinstance(p, FixedParam)}
+    after = {p.name: p for p in new.params if not isinstance(p, FixedParam)}
+    for name, p in before.items():
+        if name not in after:
+            out.append(f"params/{name}: removed (was {describe(p)})")
+        elif after[name] != p:
+            out.append(f"params/{name}: {describe(p)} -> {describe(after[name])}")
+    for name, p in after.items():
+        if name not in before:
+            out.append(f"params/{name}: added ({describe(p)})")
+    old_obj = [(o.metric, o.direction) for o in old.study.objectives]
+    new_obj = [(o.metric, o.direction) for o in new.study.objectives]
+    if old_obj != new_obj:
+        out.append(f"study/objective: {old_obj} -> {new_obj}")
+    if old.study.name != new.study.name:
+        out.append(f"study/name: {old.study.name!r} -> {new.study.name!r}")
+    return out
