@@ -65,13 +65,12 @@ class OptunaPruningScheduler(FIFOScheduler):
         value = result.get(self._metric)
         step = result.get("training_iteration")
         if value is None or step is None:
-            return TrialScheduler.CONTINUE
+            return TrialScheduler.CONTINUE  # e.g. an epoch without a probe
         try:
             value = float(value)
         except (TypeError, ValueError):
-            return TrialScheduler.CONTINUE
-        if not math.isfinite(value):
-            return TrialScheduler.CONTINUE
+            value = math.nan
+        # NaN is reported as Optuna would get it: its pruners prune NaN curves.
         ot = self.bridge.trial(trial.trial_id)
         if ot is None or len(self.bridge.directions) > 1:  # multi-objective: no pruning
             return TrialScheduler.CONTINUE

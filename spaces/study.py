@@ -146,6 +146,89 @@ def _none() -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+@register_pruner("percentile")
+def _percentile(
+    *,
+    percentile: float = 25.0,
+    n_startup_trials: int = 5,
+    n_warmup_steps: int = 0,
+    interval_steps: int = 1,
+    n_min_trials: int = 1,
+) -> optuna.pruners.BasePruner:
+    return optuna.pruners.PercentilePruner(
+        percentile,
+        n_startup_trials=n_startup_trials,
+        n_warmup_steps=n_warmup_steps,
+        interval_steps=interval_steps,
+        n_min_trials=n_min_trials,
+    )
+
+
+@register_pruner("successive_halving")
+def _successive_halving(
+    *,
+    min_resource: str | int = "auto",
+    reduction_factor: int = 4,
+    min_early_stopping_rate: int = 0,
+    bootstrap_count: int = 0,
+) -> optuna.pruners.BasePruner:
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=min_resource,
+        reduction_factor=reduction_factor,
+        min_early_stopping_rate=min_early_stopping_rate,
+        bootstrap_count=bootstrap_count,
+    )
+
+
+@register_pruner("hyperband")
+def _hyperband(
+    *,
+    min_resource: int = 1,
+    max_resource: str | int = "auto",
+    reduction_factor: int = 3,
+    bootstrap_count: int = 0,
+) -> optuna.pruners.BasePruner:
+    return optuna.pruners.HyperbandPruner(
+        min_resource=min_resource,
+        max_resource=max_resource,
+        reduction_factor=reduction_factor,
+        bootstrap_count=bootstrap_count,
+    )
+
+
+@register_pruner("wilcoxon")
+def _wilcoxon(*, p_threshold: float = 0.1, n_startup_steps: int = 2) -> optuna.pruners.BasePruner:
+    return optuna.pruners.WilcoxonPruner(p_threshold=p_threshold, n_startup_steps=n_startup_steps)
+
+
+@register_pruner("threshold")
+def _threshold(
+    *,
+    lower: float | None = None,
+    upper: float | None = None,
+    n_warmup_steps: int = 0,
+    interval_steps: int = 1,
+) -> optuna.pruners.BasePruner:
+    return optuna.pruners.ThresholdPruner(
+        lower=lower, upper=upper, n_warmup_steps=n_warmup_steps, interval_steps=interval_steps
+    )
+
+
+@register_pruner("patient")
+def _patient(
+    *, patience: int, min_delta: float = 0.0, wrapped: Mapping[str, Any] | str | None = None
+) -> optuna.pruners.BasePruner:
+    """Patience around another pruner (``wrapped: {name: median, ...}``), or alone."""
+    inner = None
+    if wrapped is not None:
+        spec = {"name": wrapped} if isinstance(wrapped, str) else dict(wrapped)
+        if "name" not in spec:
+            raise ValueError("wrapped needs a name, e.g. {name: median}")
+        name = spec.pop("name")
+        inner = build_pruner(name, spec)
+    return optuna.pruners.PatientPruner(inner, patience=patience, min_delta=min_delta)
+
+
 def _build(registry: dict, kind: str, name: str, options: Mapping[str, Any]) -> Any:
     factory = lookup(registry, kind, name)
     try:
