@@ -81,9 +81,11 @@ _TUNE_KEYS = {
 
 
 def _study_ref(run_dir: Path) -> tuple[str, str]:
+    """The study's storage URL (as resolved in spec.yaml; RUN_DIR/study.db by default)."""
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
     name = spec["study"]["name"]
-    return f"sqlite:///{run_dir.resolve() / 'study.db'}", name
+    storage = spec["study"].get("storage") or f"sqlite:///{run_dir.resolve() / 'study.db'}"
+    return storage, name
 
 
 def _iter_results(path: Path) -> Iterable[dict[str, Any]]:
@@ -153,8 +155,10 @@ def build_tables(
     """Read the study and the Tune results of ``run_dir`` into ``(trials, curves)`` tables."""
     run_dir = Path(run_dir)
     default_storage, default_name = _study_ref(run_dir)
+    from search.storage import open_storage  # storage URLs only; no Ray
+
     study = optuna.load_study(
-        study_name=study_name or default_name, storage=storage or default_storage
+        study_name=study_name or default_name, storage=open_storage(storage or default_storage)
     )
     directions = [d.name.lower() for d in study.directions]
     objective_metrics = _objective_metrics(run_dir)

@@ -51,7 +51,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for flag, key in (("trials", "trials"), ("epochs", "epochs"), ("concurrency", "concurrency")):
         if getattr(args, flag) is not None:
             overrides[f"budget.{key}"] = getattr(args, flag)
-    spec = load_spec(_space_path(args.space), overrides=overrides)
+    trainable = _import_trainable(args.trainable) if args.trainable else None
+    spec = load_spec(
+        _space_path(args.space), overrides=overrides, builtin_trainable=trainable is None
+    )
     out = args.out or f"runs/{spec.study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     from search.run import run_search
 
@@ -60,8 +63,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{spec.budget.epochs} epochs, {spec.budget.concurrency} at a time -> {out}",
         flush=True,
     )
-    run_search(spec, out=out, address=args.address)
+    run_search(spec, out=out, address=args.address, trainable=trainable)
     return 0
+
+
+def _import_trainable(target: str) -> Any:
+    """``module:function`` -> the function; the module is shipped to Ray workers by value."""
+    import importlib
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--trainable {target!r}: expected module:function")
+    sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules next to you import
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"--trainable {target!r}: cannot import {module_name} ({err})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"--trainable {target!r}: {module_name} has no function {attr}")
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)  # workers need not find the module
+    return fn
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -153,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="override budget.epochs")
     run.add_argument("--concurrency", type=int, help="override budget.concurrency")
     run.add_argument("--address", help="attach to this Ray cluster (auto, ray://host:port)")
+    run.add_argument(
+        "--trainable",
+        metavar="MODULE:FUNCTION",
+        help="your own Ray Tune function trainable instead of the built-in SSL trial",
+    )
     run.add_argument(
         "--set", action="append", metavar="KEY.PATH=VALUE", help="override a spec value"
     )

@@ -8,6 +8,7 @@ Parquet tables and prints a summary.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 import optuna
 import yaml
 
-from search.storage import default_storage_url
+from search.storage import resolve_storage_url
 from spaces import SearchSpec, SpecError, define_by_run, trial_config
 from spaces.compile import grid_search_space
 from spaces.study import build_pruner, build_sampler
@@ -130,11 +131,12 @@ def run_search(
         except ConfigError as err:
             raise SpecError([(spec.source, 0, err.path, err.message)]) from None
     run_dir.mkdir(parents=True, exist_ok=True)
+    storage = resolve_storage_url(spec.study.storage, run_dir)
+    resolved = dataclasses.replace(spec, study=dataclasses.replace(spec.study, storage=storage))
     (run_dir / SPEC_FILE).write_text(
-        f"# resolved from {spec.source}\n" + yaml.safe_dump(spec.to_dict(), sort_keys=False),
+        f"# resolved from {spec.source}\n" + yaml.safe_dump(resolved.to_dict(), sort_keys=False),
         encoding="utf-8",
     )
-    storage = default_storage_url(run_dir)
     study_cfg = spec.study
     bridge = StudyBridge(
         storage=storage,
@@ -150,6 +152,8 @@ def run_search(
         ),
         directions=[o.direction for o in study_cfg.objectives],
     )
+    for point in study_cfg.enqueue:  # configurations to run first (e.g. the paper's defaults)
+        bridge.study.enqueue_trial(dict(point), skip_if_exists=True)
     bridge.study  # noqa: B018 - create the study before any trial starts
     metrics = [o.metric for o in study_cfg.objectives]
     modes = [_mode(o.direction) for o in study_cfg.objectives]
@@ -209,8 +213,9 @@ def summarize(run_dir: Path, *, storage: str, study_name: str, verbose: bool) ->
     import optuna
 
     from analysis.summary import format_summary
+    from search.storage import open_storage
 
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     states: dict[str, int] = {}
     for t in study.trials:
         states[t.state.name] = states.get(t.state.name, 0) + 1

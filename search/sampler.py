@@ -22,6 +22,8 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from search.storage import open_storage
+
 __all__ = ["OptunaSearcher", "StudyBridge"]
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ class StudyBridge:
     database connection.
 
     Args:
-        storage: an Optuna storage URL (``sqlite:///RUN_DIR/study.db``).
+        storage: an Optuna storage URL (``sqlite:///RUN_DIR/study.db``) or ``journal:PATH``.
         study_name: the study's name in that storage.
         sampler_factory: builds the sampler (called once per process).
         pruner_factory: builds the pruner.
@@ -72,7 +74,7 @@ class StudyBridge:
     def study(self) -> optuna.Study:
         if self._study is None:
             self._study = optuna.create_study(
-                storage=self.storage,
+                storage=open_storage(self.storage),
                 study_name=self.study_name,
                 sampler=self.sampler_factory(),
                 pruner=self.pruner_factory(),

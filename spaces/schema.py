@@ -161,6 +161,8 @@ class StudySpec:
     objectives: tuple[Objective, ...] = (Objective("knn_top1", "maximize"),)
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    enqueue: tuple[dict[str, Any], ...] = ()
+    storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,10 @@ class SearchSpec:
                 "objective": objectives[0] if len(objectives) == 1 else objectives,
                 "sampler": {"name": self.study.sampler.name, **dict(self.study.sampler.options)},
                 "pruner": {"name": self.study.pruner.name, **dict(self.study.pruner.options)},
+                **(
+                    {"enqueue": [dict(p) for p in self.study.enqueue]} if self.study.enqueue else {}
+                ),
+                **({"storage": self.study.storage} if self.study.storage else {}),
             },
             "budget": {
                 "trials": self.budget.trials,
@@ -458,6 +464,57 @@ def _parse_objectives(raw: Any, problems: _Problems) -> tuple[Objective, ...]:
     return tuple(out)
 
 
+def _parse_enqueue(raw: Any, problems: _Problems) -> tuple[dict[str, Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(r, Mapping) for r in raw):
+        problems.add(
+            ("study", "enqueue"),
+            "study/enqueue",
+            "expected a list of {param: value} mappings (configurations to run first)",
+        )
+        return ()
+    return tuple(dict(r) for r in raw)
+
+
+STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "journal:")
+
+
+def _parse_storage(raw: Any, problems: _Problems) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.startswith(STORAGE_SCHEMES):
+        problems.add(
+            ("study", "storage"),
+            "study/storage",
+            "expected an Optuna storage URL (sqlite:///PATH, postgresql://..., mysql://...) "
+            f"or journal:PATH, got {raw!r}",
+        )
+        return None
+    return raw
+
+
+def _check_enqueue(spec: SearchSpec, problems: _Problems) -> None:
+    """Enqueued configurations name existing parameters with values they can take."""
+    from spaces.compile import same_value
+
+    by_name = {p.name: p for p in spec.params}
+    for i, point in enumerate(spec.study.enqueue):
+        for name, value in point.items():
+            path, key = ("study", "enqueue", str(i)), f"study/enqueue[{i}]/{name}"
+            param = by_name.get(name)
+            if param is None or isinstance(param, FixedParam):
+                problems.add(path, key, "not a sampled parameter of this space")
+                continue
+            allowed = possible_values(param)
+            if allowed is not None:
+                ok = any(same_value(value, a) for a in allowed)
+            else:
+                ok = _is_number(value) and param.low <= value <= param.high
+            if not ok:
+                problems.add(path, key, f"{value!r} is outside {name}'s distribution")
+
+
 def _parse_named(raw: Any, default: Any, cls: type, key: str, problems: _Problems) -> Any:
     if raw is None:
         return default
@@ -504,7 +561,8 @@ def parse_spec(
     if not isinstance(study_raw, Mapping):
         problems.add(("study",), "study", "expected a mapping")
     else:
-        for k, message in _unknown(study_raw.keys(), ("name", "objective", "sampler", "pruner")):
+        study_keys = ("name", "objective", "sampler", "pruner", "enqueue", "storage")
+        for k, message in _unknown(study_raw.keys(), study_keys):
             problems.add(("study", k), f"study/{k}", message)
         objectives = (
             _parse_objectives(study_raw["objective"], problems)
@@ -520,6 +578,8 @@ def parse_spec(
             pruner=_parse_named(
                 study_raw.get("pruner"), study.pruner, PrunerSpec, "pruner", problems
             ),
+            enqueue=_parse_enqueue(study_raw.get("enqueue"), problems),
+            storage=_parse_storage(study_raw.get("storage"), problems),
         )
 
     budget = _parse_budget(data.get("budget", {}) or {}, problems)
@@ -568,6 +628,7 @@ def parse_spec(
     )
     spec = _check_grid_and_objectives(spec, data, problems)
     _check_study(spec, problems)
+    _check_enqueue(spec, problems)
     if builtin_trainable:  # a user's own trainable has its own config and metrics
         _check_against_trainables(spec, problems)
     if problems.items:
