@@ -71,12 +71,15 @@ class OptunaPruningScheduler(FIFOScheduler):
         except (TypeError, ValueError):
             value = math.nan
         # NaN is reported as Optuna would get it: its pruners prune NaN curves.
-        ot = self.bridge.trial(trial.trial_id)
-        if ot is None or len(self.bridge.directions) > 1:  # multi-objective: no pruning
+        # multi-objective studies report the primary objective to a single-objective twin
+        ot = self.bridge.pruning_trial(trial.trial_id)
+        if ot is None:
             return TrialScheduler.CONTINUE
         ot.report(value, int(step))
         if ot.should_prune():
             self.bridge.pruned[trial.trial_id] = int(step)
-            ot.set_user_attr("pruned_at", int(step))
+            main = self.bridge.trial(trial.trial_id)
+            if main is not None:
+                main.set_user_attr("pruned_at", int(step))
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE

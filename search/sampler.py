@@ -61,14 +61,42 @@ class StudyBridge:
         self.numbers: dict[str, int] = {}  # Tune trial id -> Optuna trial number
         self.pruned: dict[str, int] = {}  # Tune trial id -> step it was pruned at
         self.errors: dict[str, str] = {}  # Tune trial id -> why it failed
+        self.twin_numbers: dict[str, int] = {}  # Tune trial id -> pruning twin's number
         self._study: optuna.Study | None = None
+        self._pruning_study: optuna.Study | None = None
         self._trials: dict[str, optuna.Trial] = {}
+        self._twins: dict[str, optuna.Trial] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_study"] = None
-        state["_trials"] = {}
+        state.update(_study=None, _pruning_study=None, _trials={}, _twins={})
         return state
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
+    @property
+    def pruning_study(self) -> optuna.Study:
+        """Where intermediate values are reported and pruning is decided.
+
+        The study itself; for a multi-objective study (which Optuna cannot
+        prune) a single-objective twin study named ``<name>.primary`` in the
+        same storage, on the primary objective: its pruner prunes on the
+        primary objective only.
+        """
+        if not self.multi_objective:
+            return self.study
+        if self._pruning_study is None:
+            self._pruning_study = optuna.create_study(
+                storage=open_storage(self.storage),
+                study_name=f"{self.study_name}.primary",
+                sampler=optuna.samplers.RandomSampler(seed=0),  # never samples: no params
+                pruner=self.pruner_factory(),
+                direction=self.directions[0],
+                load_if_exists=True,
+            )
+        return self._pruning_study
 
     @property
     def study(self) -> optuna.Study:
@@ -88,21 +116,38 @@ class StudyBridge:
         trial.set_user_attr("tune_trial_id", tune_trial_id)
         self._trials[tune_trial_id] = trial
         self.numbers[tune_trial_id] = trial.number
+        if self.multi_objective:
+            twin = self.pruning_study.ask()
+            twin.set_user_attr("trial_number", trial.number)
+            self._twins[tune_trial_id] = twin
+            self.twin_numbers[tune_trial_id] = twin.number
         return trial
+
+    @staticmethod
+    def _live(
+        study: optuna.Study, cache: dict[str, optuna.Trial], numbers: dict[str, int], key: str
+    ) -> optuna.Trial | None:
+        if key in cache:
+            return cache[key]
+        number = numbers.get(key)
+        if number is None:
+            return None
+        trials = study.get_trials(deepcopy=False)
+        frozen = trials[number] if number < len(trials) else None
+        if frozen is None or frozen.state != TrialState.RUNNING:
+            return None
+        cache[key] = optuna.Trial(study, frozen._trial_id)
+        return cache[key]
 
     def trial(self, tune_trial_id: str) -> optuna.Trial | None:
         """The live Optuna trial of a Tune trial (None if unknown or finished)."""
-        if tune_trial_id in self._trials:
-            return self._trials[tune_trial_id]
-        number = self.numbers.get(tune_trial_id)
-        if number is None:
-            return None
-        frozen = self.study.trials[number] if number < len(self.study.trials) else None
-        if frozen is None or frozen.state != TrialState.RUNNING:
-            return None
-        trial = optuna.Trial(self.study, frozen._trial_id)
-        self._trials[tune_trial_id] = trial
-        return trial
+        return self._live(self.study, self._trials, self.numbers, tune_trial_id)
+
+    def pruning_trial(self, tune_trial_id: str) -> optuna.Trial | None:
+        """The trial intermediate values go to: the trial itself, or its primary twin."""
+        if not self.multi_objective:
+            return self.trial(tune_trial_id)
+        return self._live(self.pruning_study, self._twins, self.twin_numbers, tune_trial_id)
 
     def finish(
         self,
@@ -113,6 +158,17 @@ class StudyBridge:
         reason: str | None = None,
     ) -> None:
         """Tell the study how a trial ended; never raises for a trial already told."""
+        if self.multi_objective:
+            twin = self.pruning_trial(tune_trial_id)
+            self._twins.pop(tune_trial_id, None)
+            if twin is not None:
+                try:
+                    if state == TrialState.COMPLETE:
+                        self.pruning_study.tell(twin, values[0])
+                    else:
+                        self.pruning_study.tell(twin, state=state)
+                except (RuntimeError, ValueError) as err:
+                    logger.warning("could not record pruning twin %s: %s", twin.number, err)
         trial = self.trial(tune_trial_id)
         self._trials.pop(tune_trial_id, None)
         if trial is None:

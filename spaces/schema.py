@@ -722,20 +722,13 @@ def _check_grid_and_objectives(
     from spaces.study import MULTI_OBJECTIVE_SAMPLERS
 
     study = spec.study
-    if len(study.objectives) > 1:
-        if study.sampler.name not in MULTI_OBJECTIVE_SAMPLERS:
-            problems.add(
-                ("study", "sampler"),
-                "study/sampler",
-                f"'{study.sampler.name}' handles one objective; with several use one of "
-                f"{', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}",
-            )
-        if study.pruner.name != "none":
-            problems.add(
-                ("study", "pruner"),
-                "study/pruner",
-                "pruning a multi-objective study is not supported; set pruner: none",
-            )
+    if len(study.objectives) > 1 and study.sampler.name not in MULTI_OBJECTIVE_SAMPLERS:
+        problems.add(
+            ("study", "sampler"),
+            "study/sampler",
+            f"'{study.sampler.name}' handles one objective; with several use one of "
+            f"{', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}",
+        )
     if study.sampler.name != "grid":
         return spec
     repeats = study.sampler.options.get("repeats", 1)

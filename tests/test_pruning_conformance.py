@@ -79,15 +79,17 @@ def run(order: str, start, report, finish, concurrency: int) -> list[tuple]:
     return log
 
 
-def through_tune(pruner: str, order: str, tmp_path) -> tuple[list, list]:
+def through_tune(pruner: str, order: str, tmp_path, *, multi: bool = False) -> tuple[list, list]:
+    """Drive the project's searcher + scheduler; ``multi`` adds a second objective (cost)."""
     bridge = StudyBridge(
-        storage=f"sqlite:///{tmp_path / f'{pruner}-{order}.db'}",
+        storage=f"sqlite:///{tmp_path / f'{pruner}-{order}-{multi}.db'}",
         study_name="conformance",
         sampler_factory=lambda: optuna.samplers.RandomSampler(seed=0),
         pruner_factory=lambda: build_pruner(pruner, PRUNERS[pruner]),
-        directions=["maximize"],
+        directions=["maximize", "minimize"] if multi else ["maximize"],
     )
-    searcher = OptunaSearcher(bridge, lambda trial: {}, metrics=["score"], modes=["max"])
+    metrics, modes = (["score", "cost"], ["max", "min"]) if multi else (["score"], ["max"])
+    searcher = OptunaSearcher(bridge, lambda trial: {}, metrics=metrics, modes=modes)
     scheduler = OptunaPruningScheduler(bridge, metric="score")
     trials: dict[int, Trial] = {}
 
@@ -96,14 +98,14 @@ def through_tune(pruner: str, order: str, tmp_path) -> tuple[list, list]:
         searcher.suggest(trials[i].trial_id)
 
     def report(i, value, step):
-        result = {"score": value, "training_iteration": step}
+        result = {"score": value, "cost": float(step), "training_iteration": step}
         return scheduler.on_trial_result(None, trials[i], result) == TrialScheduler.STOP
 
     def finish(i, pruned, value):
-        searcher.on_trial_complete(trials[i].trial_id, result={"score": value})
+        searcher.on_trial_complete(trials[i].trial_id, result={"score": value, "cost": 6.0})
 
     log = run(order, start, report, finish, concurrency=3)
-    return log, bridge.study.trials
+    return log, (bridge.pruning_study if multi else bridge.study).trials
 
 
 def plain_optuna(pruner: str, order: str) -> tuple[list, list]:
@@ -161,3 +163,22 @@ def test_the_fixture_exercises_pruning():
     }
     assert pruned["none"] == 0
     assert all(pruned[p] > 0 for p in PRUNERS if p != "none"), pruned
+
+
+@pytest.mark.parametrize("order", ["round_robin", "random"])
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "patient"])
+def test_multi_objective_studies_prune_on_the_primary_objective(pruner, order, tmp_path):
+    """The README's rule: a multi-objective study is pruned by its pruner on the
+    primary objective alone, exactly as a single-objective study of it would be."""
+    ours, twin_trials = through_tune(pruner, order, tmp_path, multi=True)
+    reference, ref_trials = plain_optuna(pruner, order)
+    assert ours == reference
+    assert [(t.state, t.last_step) for t in twin_trials] == [
+        (t.state, t.last_step) for t in ref_trials
+    ]
+    study = optuna.load_study(
+        study_name="conformance", storage=f"sqlite:///{tmp_path / f'{pruner}-{order}-True.db'}"
+    )
+    assert [t.state for t in study.trials] == [t.state for t in ref_trials]
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert done and all(len(t.values) == 2 and t.values[1] == 6.0 for t in done)
