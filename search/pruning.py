@@ -13,11 +13,11 @@ import re
 from typing import Any
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from search.sampler import StudyBridge
 
-__all__ = ["OptunaPruningScheduler", "error_reason"]
+__all__ = ["ASHAScheduler", "OptunaPruningScheduler", "error_reason"]
 
 
 def error_reason(trial: Trial) -> str:
@@ -83,3 +83,58 @@ class OptunaPruningScheduler(FIFOScheduler):
                 main.set_user_attr("pruned_at", int(step))
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+
+class ASHAScheduler(AsyncHyperBandScheduler):
+    """Tune's ASHA, with its early stops recorded PRUNED in the Optuna study.
+
+    Each result is also reported to the study as an intermediate value, so the
+    study holds the same curves as with an Optuna pruner.
+
+    Args:
+        bridge: the run's study.
+        metric: the primary objective; ``mode`` ``max`` or ``min``.
+        max_t: epochs per trial (a trial stopped before it was not finished).
+        grace_period, reduction_factor: ASHA's.
+    """
+
+    def __init__(
+        self,
+        bridge: StudyBridge,
+        *,
+        metric: str,
+        mode: str,
+        max_t: int,
+        grace_period: int = 1,
+        reduction_factor: float = 3,
+    ) -> None:
+        super().__init__(
+            time_attr="training_iteration",
+            metric=metric,
+            mode=mode,
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+        )
+        self.bridge = bridge
+        self.max_t = max_t
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self.bridge.errors[trial.trial_id] = error_reason(trial)
+        super().on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        value, step = result.get(self._metric), result.get("training_iteration")
+        ot = self.bridge.pruning_trial(trial.trial_id)
+        if value is not None and step is not None and ot is not None:
+            ot.report(float(value), int(step))
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and step is not None and step < self.max_t:
+            self.bridge.pruned[trial.trial_id] = int(step)
+            main = self.bridge.trial(trial.trial_id)
+            if main is not None:
+                main.set_user_attr("pruned_at", int(step))
+        return decision

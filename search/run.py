@@ -114,7 +114,7 @@ def run_search(
 
     from analysis.tables import write_tables
     from search.progress import ProgressPrinter
-    from search.pruning import OptunaPruningScheduler
+    from search.pruning import ASHAScheduler, OptunaPruningScheduler
     from search.sampler import OptunaSearcher, StudyBridge
 
     run_dir = Path(out).resolve()
@@ -158,7 +158,16 @@ def run_search(
     metrics = [o.metric for o in study_cfg.objectives]
     modes = [_mode(o.direction) for o in study_cfg.objectives]
     searcher = OptunaSearcher(bridge, define_by_run(spec), metrics=metrics, modes=modes)
-    scheduler = OptunaPruningScheduler(bridge, metric=metrics[0])
+    if study_cfg.scheduler is not None:  # Tune's ASHA instead of an Optuna pruner
+        scheduler = ASHAScheduler(
+            bridge,
+            metric=metrics[0],
+            mode=modes[0],
+            max_t=spec.budget.epochs,
+            **dict(study_cfg.scheduler.options),
+        )
+    else:
+        scheduler = OptunaPruningScheduler(bridge, metric=metrics[0])
 
     # A missing metric must fail one trial (searcher), not abort the whole run.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"

@@ -29,6 +29,7 @@ __all__ = [
     "Param",
     "PrunerSpec",
     "SamplerSpec",
+    "SchedulerSpec",
     "SearchSpec",
     "SpecError",
     "StudySpec",
@@ -154,6 +155,17 @@ class PrunerSpec:
 
 
 @dataclass(frozen=True)
+class SchedulerSpec:
+    """A Ray Tune scheduler used instead of an Optuna pruner (``asha``)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+TUNE_SCHEDULERS = ("asha",)
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """Study-level settings."""
 
@@ -163,6 +175,7 @@ class StudySpec:
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     enqueue: tuple[dict[str, Any], ...] = ()
     storage: str | None = None
+    scheduler: SchedulerSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +252,16 @@ class SearchSpec:
                     {"enqueue": [dict(p) for p in self.study.enqueue]} if self.study.enqueue else {}
                 ),
                 **({"storage": self.study.storage} if self.study.storage else {}),
+                **(
+                    {
+                        "scheduler": {
+                            "name": self.study.scheduler.name,
+                            **dict(self.study.scheduler.options),
+                        }
+                    }
+                    if self.study.scheduler
+                    else {}
+                ),
             },
             "budget": {
                 "trials": self.budget.trials,
@@ -561,7 +584,7 @@ def parse_spec(
     if not isinstance(study_raw, Mapping):
         problems.add(("study",), "study", "expected a mapping")
     else:
-        study_keys = ("name", "objective", "sampler", "pruner", "enqueue", "storage")
+        study_keys = ("name", "objective", "sampler", "pruner", "scheduler", "enqueue", "storage")
         for k, message in _unknown(study_raw.keys(), study_keys):
             problems.add(("study", k), f"study/{k}", message)
         objectives = (
@@ -580,7 +603,32 @@ def parse_spec(
             ),
             enqueue=_parse_enqueue(study_raw.get("enqueue"), problems),
             storage=_parse_storage(study_raw.get("storage"), problems),
+            scheduler=_parse_named(
+                study_raw.get("scheduler"), None, SchedulerSpec, "scheduler", problems
+            ),
         )
+        if study.scheduler is not None:
+            if study.scheduler.name not in TUNE_SCHEDULERS:
+                problems.add(
+                    ("study", "scheduler"),
+                    "study/scheduler",
+                    f"unknown Tune scheduler '{study.scheduler.name}'; "
+                    f"valid: {', '.join(TUNE_SCHEDULERS)}",
+                )
+            unknown = set(study.scheduler.options) - {"grace_period", "reduction_factor"}
+            for key in sorted(unknown):
+                problems.add(
+                    ("study", "scheduler", key),
+                    f"study/scheduler/{key}",
+                    "unknown option; valid: grace_period, reduction_factor",
+                )
+            if "pruner" in study_raw and study.pruner.name != "none":
+                problems.add(
+                    ("study", "scheduler"),
+                    "study/scheduler",
+                    "a Tune scheduler replaces the Optuna pruner: set pruner: none",
+                )
+            study = dataclasses.replace(study, pruner=PrunerSpec("none", {}))
 
     budget = _parse_budget(data.get("budget", {}) or {}, problems)
 

@@ -134,3 +134,39 @@ def test_failures_are_recorded_with_their_reason(ray_local, tmp_path):
         else:
             assert "'score' was not reported" in reason and "other" in reason
     assert seen == {"ok", "raise", "nan", "missing"}
+
+
+@pytest.mark.slow
+def test_tune_asha_early_stops_are_recorded_pruned(ray_local, tmp_path):
+    spec = parse_spec(
+        {
+            "study": {
+                "name": "asha",
+                "objective": {"metric": "score", "direction": "maximize"},
+                "sampler": {"name": "random", "seed": 3},
+                "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+            },
+            "budget": {"trials": 8, "epochs": 6, "concurrency": 1},
+            "params": {"quality": {"type": "float", "low": 0.0, "high": 1.0}},
+        },
+        source="test",
+        builtin_trainable=False,
+    )
+    assert spec.study.pruner.name == "none"
+    result = run_search(spec, out=tmp_path / "run", trainable=score_curve, verbose=False)
+    study = optuna.load_study(study_name="asha", storage=result.storage)
+    states = [t.state for t in study.trials]
+    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
+    for t in study.trials:
+        if t.state == TrialState.PRUNED:
+            assert t.user_attrs["pruned_at"] == t.last_step < 6
+        else:
+            assert t.last_step == 6 and t.value == pytest.approx(t.params["quality"] + 0.06)
+
+
+def test_a_scheduler_and_a_pruner_together_are_refused():
+    with pytest.raises(Exception, match="a Tune scheduler replaces the Optuna pruner"):
+        parse_spec(
+            {"study": {"scheduler": {"name": "asha"}, "pruner": {"name": "median"}}},
+            source="test",
+        )
