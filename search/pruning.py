@@ -40,6 +40,14 @@ def error_reason(trial: Trial) -> str:
     return "the trial raised an error"
 
 
+def _record_pruned(bridge: StudyBridge, trial: Trial, step: int) -> None:
+    """Remember that a scheduler stopped ``trial`` early, at ``step``."""
+    bridge.pruned[trial.trial_id] = step
+    main = bridge.trial(trial.trial_id)
+    if main is not None:
+        main.set_user_attr("pruned_at", step)
+
+
 class OptunaPruningScheduler(FIFOScheduler):
     """Stop Tune trials that the study's Optuna pruner prunes.
 
@@ -77,10 +85,7 @@ class OptunaPruningScheduler(FIFOScheduler):
             return TrialScheduler.CONTINUE
         ot.report(value, int(step))
         if ot.should_prune():
-            self.bridge.pruned[trial.trial_id] = int(step)
-            main = self.bridge.trial(trial.trial_id)
-            if main is not None:
-                main.set_user_attr("pruned_at", int(step))
+            _record_pruned(self.bridge, trial, int(step))
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
@@ -133,8 +138,5 @@ class ASHAScheduler(AsyncHyperBandScheduler):
             ot.report(float(value), int(step))
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and step is not None and step < self.max_t:
-            self.bridge.pruned[trial.trial_id] = int(step)
-            main = self.bridge.trial(trial.trial_id)
-            if main is not None:
-                main.set_user_attr("pruned_at", int(step))
+            _record_pruned(self.bridge, trial, int(step))
         return decision

@@ -112,6 +112,39 @@ def _rect_scores(
     return first.flatten(1).float()
 
 
+def _block_order(
+    batch: int,
+    grid_hw: tuple[int, int],
+    share: float,
+    *,
+    generator: torch.Generator,
+    min_size: float,
+    max_size: float,
+    aspect: float,
+    num_blocks: int | None,
+) -> torch.Tensor:
+    """Per token: the draw order of the first block covering it, plus tie-breaking noise.
+
+    Enough blocks are drawn to cover ``share`` of the grid about twice over.
+    """
+    if not 0 < aspect <= 1:
+        raise ValueError(f"aspect must be in (0, 1], got {aspect}")
+    if not 0 < min_size <= max_size <= 1:
+        raise ValueError(f"need 0 < min_size <= max_size <= 1, got {min_size}, {max_size}")
+    if num_blocks is None:
+        num_blocks = max(1, math.ceil(2 * share / ((min_size + max_size) / 2)))
+    first = _rect_scores(
+        batch,
+        grid_hw,
+        generator=generator,
+        num_blocks=num_blocks,
+        min_size=min_size,
+        max_size=max_size,
+        aspect=aspect,
+    )
+    return first + 0.5 * _uniform(generator, batch, grid_hw[0] * grid_hw[1])
+
+
 @register_masking("block")
 def block_mask(
     batch: int,
@@ -135,23 +168,17 @@ def block_mask(
     reached (the last one only in part, tokens at random), so the count is
     exact and the masked area is a union of blocks.
     """
-    if not 0 < aspect <= 1:
-        raise ValueError(f"aspect must be in (0, 1], got {aspect}")
-    if not 0 < min_size <= max_size <= 1:
-        raise ValueError(f"need 0 < min_size <= max_size <= 1, got {min_size}, {max_size}")
-    if num_blocks is None:
-        num_blocks = max(1, math.ceil(2 * ratio / ((min_size + max_size) / 2)))
-    first = _rect_scores(
+    order = _block_order(
         batch,
         grid_hw,
+        ratio,
         generator=generator,
-        num_blocks=num_blocks,
         min_size=min_size,
         max_size=max_size,
         aspect=aspect,
+        num_blocks=num_blocks,
     )
-    noise = 0.5 * _uniform(generator, batch, grid_hw[0] * grid_hw[1])
-    return mask_from_scores(-first + noise, ratio)
+    return mask_from_scores(-order, ratio)
 
 
 @register_masking("inverse_block")
@@ -166,22 +193,19 @@ def inverse_block_mask(
     aspect: float = 0.3,
     num_blocks: int | None = None,
 ) -> torch.Tensor:
-    """The complement of blockwise masking: the *visible* tokens form blocks."""
-    visible = 1.0 - ratio
-    if num_blocks is None:
-        num_blocks = max(1, math.ceil(2 * visible / ((min_size + max_size) / 2)))
-    first = _rect_scores(
+    """The complement of blockwise masking: the *visible* tokens form blocks
+    (the first rectangles drawn stay visible; everything else is masked first)."""
+    order = _block_order(
         batch,
         grid_hw,
+        1.0 - ratio,
         generator=generator,
-        num_blocks=num_blocks,
         min_size=min_size,
         max_size=max_size,
         aspect=aspect,
+        num_blocks=num_blocks,
     )
-    # the first rectangles stay visible; everything else is masked first
-    noise = 0.5 * _uniform(generator, batch, grid_hw[0] * grid_hw[1])
-    return mask_from_scores(first + noise, ratio)
+    return mask_from_scores(order, ratio)
 
 
 def _bayer(n: int) -> torch.Tensor:
