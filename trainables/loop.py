@@ -278,9 +278,8 @@ class Trainer:
         return path
 
     def load(self, directory: str | Path) -> None:
-        state = torch.load(
-            Path(directory) / CHECKPOINT_FILE, map_location=self.device, weights_only=True
-        )
+        path = Path(directory) / CHECKPOINT_FILE
+        state = torch.load(path, weights_only=True, map_location=self.device)
         self.load_state_dict(state)
 
 
