@@ -298,7 +298,7 @@ class DisplacementField(nn.Module):
             return x
         size = max(h, w)
         field = _smooth_field(b, 2, size, self.length_scale, x.device)[:, :, :h, :w]
-        apply = (torch.rand(b, device=x.device) < self.p).float().view(b, 1, 1, 1)
+        apply = _coin(b, self.p, x.device)
         # displacement in pixels -> normalised [-1, 1] coordinates
         scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=x.device)
         shift = (field * self.strength * apply).permute(0, 2, 3, 1) * scale
@@ -323,7 +323,7 @@ class ColourField(nn.Module):
             return x
         size = max(h, w)
         field = _smooth_field(b, c, size, self.length_scale, x.device)[:, :, :h, :w]
-        apply = (torch.rand(b, device=x.device) < self.p).float().view(b, 1, 1, 1)
+        apply = _coin(b, self.p, x.device)
         return (x + self.strength * apply * field).clamp(0.0, 1.0)
 
 
