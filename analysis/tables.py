@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Version of the table layout, stored in each file's schema metadata.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: resumed_from; curves of all resumes
 
 #: Columns every ``trials.parquet`` has, in order (then ``value/<metric>``,
 #: ``param/<name>``, ``final/<metric>``, ``best/<metric>``).
@@ -49,6 +49,7 @@ TRIALS_FIXED = pa.schema(
         ("wall_time_s", pa.float64()),
         ("tune_trial_id", pa.string()),
         ("fail_reason", pa.string()),
+        ("resumed_from", pa.int64()),
     ]
 )
 
@@ -77,6 +78,7 @@ _TUNE_KEYS = {
     "timesteps_since_restore",
     "experiment_tag",
     "epoch",
+    "_epoch",
 }
 
 
@@ -104,10 +106,16 @@ def _iter_results(path: Path) -> Iterable[dict[str, Any]]:
         return
 
 
-def read_curves(tune_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Tune trial id -> its reported rows (one per epoch, restarts de-duplicated)."""
+def read_curves(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Tune trial id -> its reported rows (one per epoch, restarts de-duplicated).
+
+    Reads every Tune experiment of the run: ``tune`` and the ``tune.N`` of each resume.
+    """
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    for result_file in sorted(tune_dir.glob("*/result.json")):
+    files = sorted(run_dir.glob("tune/*/result.json")) + sorted(
+        run_dir.glob("tune.*/*/result.json")
+    )
+    for result_file in files:
         for row in _iter_results(result_file):
             trial_id, epoch = row.get("trial_id"), row.get("training_iteration")
             if trial_id is None or epoch is None:
@@ -162,14 +170,24 @@ def build_tables(
     )
     directions = [d.name.lower() for d in study.directions]
     objective_metrics = _objective_metrics(run_dir)
-    curves_by_tune = read_curves(run_dir / "tune")
+    curves_by_tune = read_curves(run_dir)
 
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     metric_names: list[str] = []
     curve_rows: list[dict[str, Any]] = []
     per_trial: dict[int, list[dict[str, float]]] = {}
+    rows_of: dict[int, list[dict[str, Any]]] = {}
     for t in trials:
         rows = curves_by_tune.get(t.user_attrs.get("tune_trial_id", ""), [])
+        step = int(t.user_attrs.get("resume_step", 0))
+        if step:  # re-run from an interrupted trial's checkpoint: its epochs, then ours
+            inherited = [
+                r for r in rows_of.get(t.user_attrs["resumed_from"], []) if r["_epoch"] <= step
+            ]
+            rows = inherited + [{**r, "_epoch": r["training_iteration"] + step} for r in rows]
+        else:
+            rows = [{**r, "_epoch": r["training_iteration"]} for r in rows]
+        rows_of[t.number] = rows
         per_trial[t.number] = []
         for row in rows:
             metrics = dict(_metric_items(row))
@@ -180,7 +198,7 @@ def build_tables(
             curve_rows.append(
                 {
                     "trial": t.number,
-                    "epoch": int(row["training_iteration"]),
+                    "epoch": int(row["_epoch"]),
                     "time_s": float(row.get("time_total_s", math.nan)),
                     **metrics,
                 }
@@ -214,6 +232,9 @@ def build_tables(
     )
     columns["fail_reason"] = pa.array(
         [t.user_attrs.get("fail_reason") for t in trials], pa.string()
+    )
+    columns["resumed_from"] = pa.array(
+        [t.user_attrs.get("resumed_from") for t in trials], pa.int64()
     )
     for i, metric in enumerate(objective_metrics[: len(directions)]):
         columns[f"value/{metric}"] = pa.array(

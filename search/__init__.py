@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from search.run import RunError, RunResult, run_search
+from search.run import RunError, RunInterrupted, RunResult, resume_search, run_search
 
-__all__ = ["RunError", "RunResult", "run_search"]
+__all__ = ["RunError", "RunInterrupted", "RunResult", "resume_search", "run_search"]

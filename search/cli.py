@@ -51,7 +51,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for flag, key in (("trials", "trials"), ("epochs", "epochs"), ("concurrency", "concurrency")):
         if getattr(args, flag) is not None:
             overrides[f"budget.{key}"] = getattr(args, flag)
-    trainable = _import_trainable(args.trainable) if args.trainable else None
+    from search.run import load_trainable
+
+    trainable = load_trainable(args.trainable) if args.trainable else None
     spec = load_spec(
         _space_path(args.space), overrides=overrides, builtin_trainable=trainable is None
     )
@@ -67,25 +69,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_trainable(target: str) -> Any:
-    """``module:function`` -> the function; the module is shipped to Ray workers by value."""
-    import importlib
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from search.run import load_trainable, resume_search, run_info
+    from spaces import load_spec
 
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"--trainable {target!r}: expected module:function")
-    sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules next to you import
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"--trainable {target!r}: cannot import {module_name} ({err})") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ValueError(f"--trainable {target!r}: {module_name} has no function {attr}")
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)  # workers need not find the module
-    return fn
+    trainable = load_trainable(args.trainable) if args.trainable else None
+    builtin = trainable is None and run_info(args.run_dir).get("builtin_trainable", True)
+    spec = None
+    if args.space or args.set:
+        source = Path(args.space) if args.space else Path(args.run_dir) / "spec.yaml"
+        spec = load_spec(source, overrides=_parse_sets(args.set or []), builtin_trainable=builtin)
+    resume_search(args.run_dir, spec=spec, address=args.address, trainable=trainable)
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -186,6 +181,19 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY.PATH=VALUE", help="override a spec value"
     )
     run.set_defaults(func=_cmd_run)
+    resume = sub.add_parser("resume", help="continue an interrupted run to its budget")
+    resume.add_argument("run_dir")
+    resume.add_argument(
+        "space", nargs="?", help="an edited space (fixed values and budget may change)"
+    )
+    resume.add_argument("--address", help="attach to this Ray cluster (auto, ray://host:port)")
+    resume.add_argument(
+        "--trainable", metavar="MODULE:FUNCTION", help="the run's own trainable, if not importable"
+    )
+    resume.add_argument(
+        "--set", action="append", metavar="KEY.PATH=VALUE", help="override a spec value"
+    )
+    resume.set_defaults(func=_cmd_resume)
     report = sub.add_parser("report", help="(re)write the tables and summary of a run")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
@@ -198,7 +206,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 failed run or check, 2 bad input)."""
-    from search.run import RunError
+    from search.run import RunError, RunInterrupted
     from spaces import SpecError
 
     args = _parser().parse_args(argv)
@@ -211,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"sslsearch: {err}", file=sys.stderr)
         return 2
+    except RunInterrupted as err:
+        print(f"sslsearch: {err}", file=sys.stderr)
+        return 130
     except RunError as err:
         print(f"sslsearch: {err}", file=sys.stderr)
         return 1

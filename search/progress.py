@@ -22,6 +22,7 @@ class ProgressPrinter(Callback):
         metric: the primary objective.
         mode: ``max`` or ``min``.
         total: the trial budget.
+        done: trials already finished (a resumed run).
         stream: where to print (stdout by default).
     """
 
@@ -32,6 +33,7 @@ class ProgressPrinter(Callback):
         metric: str,
         mode: str,
         total: int,
+        done: int = 0,
         stream: TextIO | None = None,
     ) -> None:
         self.bridge = bridge
@@ -41,7 +43,7 @@ class ProgressPrinter(Callback):
         self.stream = stream or sys.stdout
         self.start = time.monotonic()
         self.running: set[str] = set()
-        self.finished = self.failed = 0
+        self.finished, self.failed = done, 0
         self.best: tuple[float, int] | None = None
 
     def _print(self, event: str) -> None:

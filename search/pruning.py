@@ -1,7 +1,8 @@
 """A Tune scheduler that asks an Optuna pruner after every reported epoch.
 
 Each result's objective value is ``trial.report(value, step)`` on the run's
-Optuna study (step = Tune's ``training_iteration``); when the study's pruner
+Optuna study (step = Tune's ``training_iteration``, plus the epochs a trial
+re-run after an interruption inherited from its checkpoint); when the study's pruner
 says so, the scheduler returns STOP and the bridge records the trial
 PRUNED (with its last value) when Tune completes it.
 """
@@ -83,9 +84,10 @@ class OptunaPruningScheduler(FIFOScheduler):
         ot = self.bridge.pruning_trial(trial.trial_id)
         if ot is None:
             return TrialScheduler.CONTINUE
-        ot.report(value, int(step))
+        step = self.bridge.step(trial.trial_id, int(step))
+        ot.report(value, step)
         if ot.should_prune():
-            _record_pruned(self.bridge, trial, int(step))
+            _record_pruned(self.bridge, trial, step)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
@@ -133,9 +135,12 @@ class ASHAScheduler(AsyncHyperBandScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value, step = result.get(self._metric), result.get("training_iteration")
+        if step is not None:  # a trial re-run from a checkpoint counts on from its epochs
+            step = self.bridge.step(trial.trial_id, int(step))
+            result = {**result, "training_iteration": step}
         ot = self.bridge.pruning_trial(trial.trial_id)
         if value is not None and step is not None and ot is not None:
-            ot.report(float(value), int(step))
+            ot.report(float(value), step)
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and step is not None and step < self.max_t:
             _record_pruned(self.bridge, trial, int(step))

@@ -3,7 +3,8 @@
 ``run_search(spec, out=RUN_DIR)`` writes ``RUN_DIR/spec.yaml``, creates the
 Optuna study in ``RUN_DIR/study.db``, runs ``tune.Tuner`` with the Optuna
 sampler bridge and pruning scheduler under ``RUN_DIR/tune``, then writes the
-Parquet tables and prints a summary.
+Parquet tables and prints a summary. ``resume_search(RUN_DIR)`` continues an
+interrupted run to its budget (each resume a new Tune experiment ``tune.N``).
 """
 
 from __future__ import annotations
@@ -24,15 +25,28 @@ from spaces import SearchSpec, SpecError, define_by_run, trial_config
 from spaces.compile import grid_search_space
 from spaces.study import build_pruner, build_sampler
 
-__all__ = ["RunError", "RunResult", "run_search"]
+__all__ = [
+    "RunError",
+    "RunInterrupted",
+    "RunResult",
+    "load_trainable",
+    "resume_search",
+    "run_info",
+    "run_search",
+]
 
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
+RUN_FILE = "run.json"
 BASELINE_FILE = "baseline.json"
 
 
 class RunError(RuntimeError):
     """A run that cannot start or in which no trial could run."""
+
+
+class RunInterrupted(RunError):
+    """The run stopped (Ctrl-C) before its budget was spent; ``resume`` continues it."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,80 @@ def _mode(direction: str) -> str:
     return "max" if direction == "maximize" else "min"
 
 
+def load_trainable(target: str) -> Any:
+    """``module:function`` -> the function; the module is shipped to Ray workers by value.
+
+    Raises:
+        ValueError: not ``module:function``, or it cannot be imported.
+    """
+    import importlib
+    import sys
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--trainable {target!r}: expected module:function")
+    sys.path.insert(0, str(Path.cwd()))  # as `python -m` would: modules next to you import
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"--trainable {target!r}: cannot import {module_name} ({err})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"--trainable {target!r}: {module_name} has no function {attr}")
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)  # workers need not find the module
+    return fn
+
+
+def _trainable_ref(trainable: Any) -> str | None:
+    """``module:function`` of an importable trainable (so ``resume`` can find it again)."""
+    module, name = getattr(trainable, "__module__", None), getattr(trainable, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name:
+        return None
+    return f"{module}:{name}"
+
+
+def _bridge(spec: SearchSpec, storage: str, experiment: str) -> Any:
+    from search.sampler import StudyBridge
+
+    study_cfg = spec.study
+    return StudyBridge(
+        storage=storage,
+        study_name=study_cfg.name,
+        sampler_factory=functools.partial(
+            build_sampler,
+            study_cfg.sampler.name,
+            dict(study_cfg.sampler.options),
+            search_space=grid_search_space(spec),
+        ),
+        pruner_factory=functools.partial(
+            build_pruner, study_cfg.pruner.name, dict(study_cfg.pruner.options)
+        ),
+        directions=[o.direction for o in study_cfg.objectives],
+        experiment=experiment,
+    )
+
+
+def _write_spec(run_dir: Path, spec: SearchSpec) -> None:
+    (run_dir / SPEC_FILE).write_text(
+        f"# resolved from {spec.source}\n" + yaml.safe_dump(spec.to_dict(), sort_keys=False),
+        encoding="utf-8",
+    )
+
+
+def _builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
+    """The base trial config and its decoded dataset (a bad path fails here, early)."""
+    from trainables.config import ConfigError, TrialConfig
+    from trainables.data import load_dataset
+
+    try:
+        base = TrialConfig.from_dict(trial_config(spec, {}))
+        return base, load_dataset(base.data)
+    except ConfigError as err:
+        raise SpecError([(spec.source, 0, err.path, err.message)]) from None
+
+
 def run_search(
     spec: SearchSpec,
     *,
@@ -106,55 +194,186 @@ def run_search(
     Returns:
         A :class:`RunResult`; the study, Tune results and Parquet tables are in ``out``.
 
+    Raises:
+        RunInterrupted: the run was stopped (Ctrl-C) before its budget was spent;
+            :func:`resume_search` continues it.
+
     Example:
         >>> from spaces import load_spec  # doctest: +SKIP
         >>> result = run_search(load_spec("spaces/default.yaml"), out="runs/x")  # doctest: +SKIP
     """
-    from ray import tune
-
-    from analysis.tables import write_tables
-    from search.progress import ProgressPrinter
-    from search.pruning import ASHAScheduler, OptunaPruningScheduler
-    from search.sampler import OptunaSearcher, StudyBridge
-
     run_dir = Path(out).resolve()
     if (run_dir / SPEC_FILE).exists() or (run_dir / "study.db").exists():
         raise RunError(f"{run_dir} already holds a run; choose another --out")
-    dataset = base = None
+    base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
-        from trainables.config import ConfigError, TrialConfig
-        from trainables.data import load_dataset
-
-        try:
-            base = TrialConfig.from_dict(trial_config(spec, {}))
-            dataset = load_dataset(base.data)
-        except ConfigError as err:
-            raise SpecError([(spec.source, 0, err.path, err.message)]) from None
+        base, dataset = _builtin_dataset(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = resolve_storage_url(spec.study.storage, run_dir)
     resolved = dataclasses.replace(spec, study=dataclasses.replace(spec.study, storage=storage))
-    (run_dir / SPEC_FILE).write_text(
-        f"# resolved from {spec.source}\n" + yaml.safe_dump(resolved.to_dict(), sort_keys=False),
+    _write_spec(run_dir, resolved)
+    (run_dir / RUN_FILE).write_text(
+        json.dumps(
+            {
+                "builtin_trainable": trainable is None,
+                "trainable": None if trainable is None else _trainable_ref(trainable),
+                "experiments": [TUNE_DIR],
+            },
+            indent=2,
+        ),
         encoding="utf-8",
     )
-    study_cfg = spec.study
-    bridge = StudyBridge(
-        storage=storage,
-        study_name=study_cfg.name,
-        sampler_factory=functools.partial(
-            build_sampler,
-            study_cfg.sampler.name,
-            dict(study_cfg.sampler.options),
-            search_space=grid_search_space(spec),
-        ),
-        pruner_factory=functools.partial(
-            build_pruner, study_cfg.pruner.name, dict(study_cfg.pruner.options)
-        ),
-        directions=[o.direction for o in study_cfg.objectives],
-    )
-    for point in study_cfg.enqueue:  # configurations to run first (e.g. the paper's defaults)
+    bridge = _bridge(resolved, storage, TUNE_DIR)
+    for point in spec.study.enqueue:  # configurations to run first (e.g. the paper's defaults)
         bridge.study.enqueue_trial(dict(point), skip_if_exists=True)
     bridge.study  # noqa: B018 - create the study before any trial starts
+    _init_ray(address, num_cpus=num_cpus)
+    if trainable is None:
+        from trainables.loop import random_init_metrics
+
+        if verbose:
+            print("measuring the random-init baseline of the encoder ...", flush=True)
+        baseline = random_init_metrics(base, dataset)
+        (run_dir / BASELINE_FILE).write_text(json.dumps(baseline, indent=2), encoding="utf-8")
+    _fit(resolved, run_dir, bridge, trainable, dataset, trials=spec.budget.trials, verbose=verbose)
+    return _finish(run_dir, resolved, verbose=verbose)
+
+
+def run_info(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN_DIR/run.json``: which trainable ran and the Tune experiments of each session."""
+    try:
+        return json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a run of an older version: the built-in trainable
+        return {"builtin_trainable": True, "trainable": None, "experiments": [TUNE_DIR]}
+
+
+def resume_search(
+    out: str | Path,
+    *,
+    spec: SearchSpec | None = None,
+    trainable: Any = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    verbose: bool = True,
+) -> RunResult:
+    """Continue an interrupted run to its budget.
+
+    The study is the truth: finished trials keep their values; stale RUNNING
+    trials are settled by :func:`search.recover.recover_study` (re-run from
+    their last checkpoint, or from scratch); then as many new trials run as
+    the budget still allows, in a new Tune experiment ``tune.N`` of the run
+    directory, with the sampler continuing from the study's history.
+
+    Args:
+        out: the run directory of :func:`run_search`.
+        spec: an edited space to continue with (budget, fixed values and study
+            settings may change; a sampled parameter's distribution may not).
+            Default: the run's ``spec.yaml``.
+        trainable: the run's own trainable, when it was not the built-in one
+            and cannot be imported by the name recorded in ``run.json``.
+        address, num_cpus, verbose: as for :func:`run_search`.
+
+    Raises:
+        RunError: ``out`` holds no run, or its trainable cannot be found.
+        SpecError: the edited space changes what the study has sampled (a readable diff).
+
+    Example:
+        >>> result = resume_search("runs/demo")  # doctest: +SKIP
+    """
+    from search.recover import finished_count, recover_study
+    from spaces import load_spec
+    from spaces.diff import incompatibilities
+
+    run_dir = Path(out).resolve()
+    spec_path = run_dir / SPEC_FILE
+    if not spec_path.exists():
+        raise RunError(f"{run_dir} holds no run ({SPEC_FILE} is missing)")
+    info = run_info(run_dir)
+    builtin = bool(info.get("builtin_trainable", True))
+    old = load_spec(spec_path, builtin_trainable=builtin)
+    if spec is not None:
+        problems = incompatibilities(old, spec)
+        if problems:
+            head = f"cannot resume {run_dir}: the edit changes what its study has sampled"
+            lines = [(str(spec.source), 0, "", head)]
+            for problem in problems:
+                key, _, message = problem.partition(": ")
+                lines.append((str(spec.source), 0, key, message))
+            raise SpecError(lines)
+        spec = dataclasses.replace(
+            spec, study=dataclasses.replace(spec.study, storage=old.study.storage)
+        )
+    else:
+        spec = old
+    if trainable is None and not builtin:
+        ref = info.get("trainable")
+        if not ref:
+            raise RunError(
+                f"{run_dir} ran a trainable that cannot be imported by name; "
+                "pass it again (resume_search(..., trainable=...) or --trainable module:function)"
+            )
+        trainable = load_trainable(ref)
+    dataset = None
+    if trainable is None:
+        _, dataset = _builtin_dataset(spec)
+    experiments = list(info.get("experiments", [TUNE_DIR]))
+    experiment = f"{TUNE_DIR}.{len(experiments)}"
+    storage = spec.study.storage
+    bridge = _bridge(spec, storage, experiment)
+    metrics = [o.metric for o in spec.study.objectives]
+    recovery = recover_study(
+        bridge.study,
+        run_dir=run_dir,
+        metrics=metrics,
+        epochs=spec.budget.epochs,
+        pruning_study=bridge.pruning_study if bridge.multi_objective else None,
+    )
+    done = finished_count(bridge.study)
+    remaining = max(0, spec.budget.trials - done)
+    if spec is not old:
+        previous = run_dir / f"spec.{len(experiments) - 1}.yaml"
+        spec_path.replace(previous)
+        _write_spec(run_dir, spec)
+    if verbose:
+        print(
+            f"resuming {run_dir}: {done}/{spec.budget.trials} trials finished"
+            f" ({len(recovery.completed)} completed and {len(recovery.pruned)} pruned while"
+            f" the run stopped); {len(recovery.rerun)} interrupted trial(s) re-run"
+            + "".join(
+                f"\n  trial {a} -> trial {b} "
+                + (f"from its checkpoint at epoch {s}" if s else "from scratch")
+                for a, b, s in recovery.rerun
+            )
+            + f"; {remaining} trial(s) to go",
+            flush=True,
+        )
+    if remaining:
+        info["experiments"] = [*experiments, experiment]
+        (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        _init_ray(address, num_cpus=num_cpus)
+        _fit(spec, run_dir, bridge, trainable, dataset, trials=remaining, verbose=verbose)
+    return _finish(run_dir, spec, verbose=verbose)
+
+
+def _fit(
+    spec: SearchSpec,
+    run_dir: Path,
+    bridge: Any,
+    trainable: Any,
+    dataset: Any,
+    *,
+    trials: int,
+    verbose: bool,
+) -> None:
+    """One Tune experiment of ``trials`` trials, sampled and pruned through ``bridge``."""
+    from ray import tune
+
+    from search.progress import ProgressPrinter
+    from search.pruning import ASHAScheduler, OptunaPruningScheduler
+    from search.recover import finished_count, resumable
+    from search.sampler import OptunaSearcher
+
+    study_cfg = spec.study
     metrics = [o.metric for o in study_cfg.objectives]
     modes = [_mode(o.direction) for o in study_cfg.objectives]
     searcher = OptunaSearcher(bridge, define_by_run(spec), metrics=metrics, modes=modes)
@@ -175,23 +394,30 @@ def run_search(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _init_ray(address, num_cpus=num_cpus)
     if trainable is None:
-        from trainables.loop import random_init_metrics
         from trainables.trainable import train_trial
 
-        trainable = tune.with_parameters(train_trial, dataset=dataset)
-        if verbose:
-            print("measuring the random-init baseline of the encoder ...", flush=True)
-        baseline = random_init_metrics(base, dataset)
-        (run_dir / BASELINE_FILE).write_text(json.dumps(baseline, indent=2), encoding="utf-8")
+        trainable = tune.with_parameters(resumable(train_trial), dataset=dataset)
+    else:
+        trainable = resumable(trainable)
+    callbacks = []
+    if verbose:
+        callbacks.append(
+            ProgressPrinter(
+                bridge,
+                metric=metrics[0],
+                mode=modes[0],
+                total=spec.budget.trials,
+                done=finished_count(bridge.study),
+            )
+        )
     resources = {"cpu": spec.budget.cpu, "gpu": spec.budget.gpu}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=spec.budget.trials,
+            num_samples=trials,
             max_concurrent_trials=spec.budget.concurrency,
             reuse_actors=True,
             trial_name_creator=_trial_name,
@@ -200,21 +426,34 @@ def run_search(
             mode=modes[0],
         ),
         run_config=tune.RunConfig(
-            name=TUNE_DIR,
+            name=bridge.experiment,
             storage_path=str(run_dir),
             verbose=0,
-            callbacks=[
-                ProgressPrinter(bridge, metric=metrics[0], mode=modes[0], total=spec.budget.trials)
-            ]
-            if verbose
-            else [],
+            callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )
     tuner.fit()
+
+
+def _finish(run_dir: Path, spec: SearchSpec, *, verbose: bool) -> RunResult:
+    """Write the tables; raise :class:`RunInterrupted` if the run stopped before its end."""
+    from analysis.tables import write_tables
+    from search.recover import finished_count
+    from search.storage import open_storage
+
     write_tables(run_dir)
-    return summarize(run_dir, storage=storage, study_name=study_cfg.name, verbose=verbose)
+    study = optuna.load_study(study_name=spec.study.name, storage=open_storage(spec.study.storage))
+    running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    if running or finished_count(study) < spec.budget.trials:
+        raise RunInterrupted(
+            f"the run stopped with {finished_count(study)}/{spec.budget.trials} trials finished"
+            f" and {running} running; continue it with: sslsearch resume {run_dir}"
+        )
+    return summarize(
+        run_dir, storage=spec.study.storage, study_name=spec.study.name, verbose=verbose
+    )
 
 
 def summarize(run_dir: Path, *, storage: str, study_name: str, verbose: bool) -> RunResult:

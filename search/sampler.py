@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from search.recover import RESUME_KEY
 from search.storage import open_storage
 
 __all__ = ["OptunaSearcher", "StudyBridge"]
@@ -42,6 +43,8 @@ class StudyBridge:
         sampler_factory: builds the sampler (called once per process).
         pruner_factory: builds the pruner.
         directions: one direction per objective.
+        experiment: the Tune experiment directory (under the run directory) of this
+            session: ``tune``, then ``tune.1``, ``tune.2`` ... for each resume.
     """
 
     def __init__(
@@ -52,16 +55,19 @@ class StudyBridge:
         sampler_factory: Callable[[], optuna.samplers.BaseSampler],
         pruner_factory: Callable[[], optuna.pruners.BasePruner],
         directions: list[str],
+        experiment: str = "tune",
     ) -> None:
         self.storage = storage
         self.study_name = study_name
         self.sampler_factory = sampler_factory
         self.pruner_factory = pruner_factory
         self.directions = list(directions)
+        self.experiment = experiment
         self.numbers: dict[str, int] = {}  # Tune trial id -> Optuna trial number
         self.pruned: dict[str, int] = {}  # Tune trial id -> step it was pruned at
         self.errors: dict[str, str] = {}  # Tune trial id -> why it failed
         self.twin_numbers: dict[str, int] = {}  # Tune trial id -> pruning twin's number
+        self.offsets: dict[str, int] = {}  # Tune trial id -> epochs inherited from a checkpoint
         self._study: optuna.Study | None = None
         self._pruning_study: optuna.Study | None = None
         self._trials: dict[str, optuna.Trial] = {}
@@ -112,8 +118,15 @@ class StudyBridge:
         return self._study
 
     def ask(self, tune_trial_id: str) -> optuna.Trial:
+        """A new (or enqueued) Optuna trial for a Tune trial.
+
+        A trial re-enqueued by a resume inherits the intermediate values of
+        the interrupted trial up to its checkpoint, and its Tune iterations
+        count on from there (:attr:`offsets`).
+        """
         trial = self.study.ask()
         trial.set_user_attr("tune_trial_id", tune_trial_id)
+        trial.set_user_attr("tune_experiment", self.experiment)
         self._trials[tune_trial_id] = trial
         self.numbers[tune_trial_id] = trial.number
         if self.multi_objective:
@@ -121,7 +134,20 @@ class StudyBridge:
             twin.set_user_attr("trial_number", trial.number)
             self._twins[tune_trial_id] = twin
             self.twin_numbers[tune_trial_id] = twin.number
+        attrs = trial.user_attrs
+        step = int(attrs.get("resume_step", 0))
+        if step:
+            self.offsets[tune_trial_id] = step
+            source = self.study.get_trials(deepcopy=False)[attrs["resumed_from"]]
+            target = self.pruning_trial(tune_trial_id)
+            for s, value in sorted(source.intermediate_values.items()):
+                if s <= step and target is not None:
+                    target.report(value, s)
         return trial
+
+    def step(self, tune_trial_id: str, iteration: int) -> int:
+        """The trial's epoch of a Tune ``training_iteration`` (counting inherited epochs)."""
+        return iteration + self.offsets.get(tune_trial_id, 0)
 
     @staticmethod
     def _live(
@@ -214,7 +240,11 @@ class OptunaSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         """Tune checkpoints the searcher with the experiment: keep the trial map."""
-        state = {"numbers": self.bridge.numbers, "pruned": self.bridge.pruned}
+        state = {
+            "numbers": self.bridge.numbers,
+            "pruned": self.bridge.pruned,
+            "offsets": self.bridge.offsets,
+        }
         with open(checkpoint_path, "w", encoding="utf-8") as f:
             json.dump(state, f)
 
@@ -223,14 +253,22 @@ class OptunaSearcher(Searcher):
             state = json.load(f)
         self.bridge.numbers.update(state.get("numbers", {}))
         self.bridge.pruned.update(state.get("pruned", {}))
+        self.bridge.offsets.update(state.get("offsets", {}))
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         trial = self.bridge.ask(trial_id)
         try:
-            return self.space(trial)
+            config = self.space(trial)
         except Exception as err:
             self.bridge.finish(trial_id, state=TrialState.FAIL, reason=f"sampling failed: {err}")
             raise
+        attrs = trial.user_attrs
+        if attrs.get("resume_checkpoint"):  # an interrupted trial, re-run from its checkpoint
+            config[RESUME_KEY] = {
+                "path": attrs["resume_checkpoint"],
+                "step": int(attrs.get("resume_step", 0)),
+            }
+        return config
 
     def on_trial_complete(
         self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False
