@@ -72,10 +72,18 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
                 f"Same encoder at random initialisation: {metric} = {_fmt(baseline)} "
                 f"(best trial {best['value'] - baseline:+.4f})"
             )
-        lines.append("Best parameters:")
+        schedule = json.loads(best.get("pbt_schedule") or "[]")
+        lines.append(
+            "Best parameters (at its start; PBT changed them as below):"
+            if schedule
+            else "Best parameters:"
+        )
         for p in params:
             if best[p] is not None:
                 lines.append(f"  {p.removeprefix('param/')}: {_fmt(best[p])}")
+        for step in schedule:
+            values = ", ".join(f"{k}: {_fmt(v)}" for k, v in step["params"].items())
+            lines.append(f"  after epoch {step['epoch']}: cloned trial {step['cloned']}; {values}")
         if len(complete) > 1:
             worst = complete[-1]
             lines.append(

@@ -3,11 +3,13 @@
 ``trials.parquet``: one row per Optuna trial — number, state, objective
 value(s), ``param/<name>`` columns, ``final/<metric>`` and ``best/<metric>``
 for every metric the trial reported, epochs run, pruned-at epoch, wall time,
-failure reason. ``curves.parquet``: one row per (trial, reported epoch) with
-every reported metric. Both are written atomically (temp file + rename) and
-can be rewritten at any time, also while the run is still going: the study
-is read through Optuna, the Tune results from their JSON logs, nothing is
-locked.
+failure reason, the trial it re-runs after an interruption (``resumed_from``)
+and, under PBT, the schedule it followed (``pbt_schedule``, JSON: epoch, the
+trial it cloned, the mutated values from then on). ``curves.parquet``: one
+row per (trial, reported epoch) with every reported metric. Both are
+written atomically (temp file + rename) and can be rewritten at any time,
+also while the run is still going: the study is read through Optuna, the
+Tune results from their JSON logs, nothing is locked.
 """
 
 from __future__ import annotations
@@ -233,6 +235,14 @@ def build_tables(
     columns["fail_reason"] = pa.array(
         [t.user_attrs.get("fail_reason") for t in trials], pa.string()
     )
+    if any("pbt_schedule" in t.user_attrs for t in trials):  # PBT: what each trial followed
+        columns["pbt_schedule"] = pa.array(
+            [
+                json.dumps(t.user_attrs["pbt_schedule"]) if "pbt_schedule" in t.user_attrs else None
+                for t in trials
+            ],
+            pa.string(),
+        )
     columns["resumed_from"] = pa.array(
         [t.user_attrs.get("resumed_from") for t in trials], pa.int64()
     )

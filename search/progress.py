@@ -43,6 +43,7 @@ class ProgressPrinter(Callback):
         self.stream = stream or sys.stdout
         self.start = time.monotonic()
         self.running: set[str] = set()
+        self.started: set[str] = set()
         self.finished, self.failed = done, 0
         self.best: tuple[float, int] | None = None
 
@@ -63,8 +64,10 @@ class ProgressPrinter(Callback):
         return self.bridge.numbers.get(trial.trial_id, trial.trial_id)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        again = trial.trial_id in self.started  # PBT restarts a trial from a checkpoint
         self.running.add(trial.trial_id)
-        self._print(f"trial {self._number(trial)} started")
+        self.started.add(trial.trial_id)
+        self._print(f"trial {self._number(trial)} {'restarted' if again else 'started'}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.discard(trial.trial_id)

@@ -11,14 +11,28 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import (
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 
 from search.sampler import StudyBridge
+from spaces.schema import FloatParam, IntParam, SearchSpec, pbt_mutated
 
-__all__ = ["ASHAScheduler", "OptunaPruningScheduler", "error_reason"]
+__all__ = [
+    "ASHAScheduler",
+    "OptunaPruningScheduler",
+    "PBTScheduler",
+    "error_reason",
+    "pbt_mutations",
+]
 
 
 def error_reason(trial: Trial) -> str:
@@ -145,3 +159,146 @@ class ASHAScheduler(AsyncHyperBandScheduler):
         if decision == TrialScheduler.STOP and step is not None and step < self.max_t:
             _record_pruned(self.bridge, trial, int(step))
         return decision
+
+
+def pbt_mutations(spec: SearchSpec) -> dict[str, Any]:
+    """PBT's ``hyperparam_mutations`` (nested like the trial config) from the space's params.
+
+    A float becomes ``tune.uniform`` / ``tune.loguniform`` (``quniform`` with a step),
+    an int ``tune.randint`` / ``qrandint``, a categorical its list of choices.
+    """
+    from ray import tune
+
+    params = {p.name: p for p in spec.params}
+    flat: dict[str, Any] = {}
+    for name in pbt_mutated(spec):
+        p = params[name]
+        if isinstance(p, FloatParam):
+            if p.log:
+                flat[name] = tune.loguniform(p.low, p.high)
+            elif p.step:
+                flat[name] = tune.quniform(p.low, p.high, p.step)
+            else:
+                flat[name] = tune.uniform(p.low, p.high)
+        elif isinstance(p, IntParam):
+            if p.log:
+                flat[name] = tune.lograndint(p.low, p.high + 1)
+            else:
+                flat[name] = tune.qrandint(p.low, p.high, p.step)
+        else:
+            flat[name] = list(p.choices)
+    nested: dict[str, Any] = {}
+    for name, domain in flat.items():
+        *parents, leaf = name.split("/")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = domain
+    return nested
+
+
+def _flat(config: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        node: Any = config
+        for part in name.split("/"):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        out[name] = node
+    return out
+
+
+class PBTScheduler(PopulationBasedTraining):
+    """Tune's Population Based Training on the study's trials (a PBA-style schedule search).
+
+    Every ``perturbation_interval`` epochs a trial in the bottom quantile clones
+    the checkpoint of one in the top quantile and continues with perturbed
+    values of the mutated parameters (augmentation strengths by default). Each
+    result is reported to the study as an intermediate value; each exploit is
+    appended to the trial's ``pbt_schedule`` user attribute (epoch, the trial it
+    cloned, the parameter values from then on), so the study holds the schedule
+    each trial followed. Its Optuna params are the values it started with.
+
+    Args:
+        bridge: the run's study.
+        spec: the search spec (its ``study.scheduler`` options and parameters).
+        metric, mode: the primary objective.
+    """
+
+    def __init__(self, bridge: StudyBridge, spec: SearchSpec, *, metric: str, mode: str) -> None:
+        options = dict(spec.study.scheduler.options)
+        super().__init__(
+            time_attr="training_iteration",
+            metric=metric,
+            mode=mode,
+            perturbation_interval=options.get("perturbation_interval", 1),
+            burn_in_period=options.get("burn_in_period", 0),
+            hyperparam_mutations=pbt_mutations(spec),
+            quantile_fraction=options.get("quantile_fraction", 0.25),
+            resample_probability=options.get("resample_probability", 0.25),
+            custom_explore_fn=self._within_bounds,
+            log_config=False,
+        )
+        self.bridge = bridge
+        self.mutated = pbt_mutated(spec)
+        self.bounds = {p.name: p for p in spec.params if isinstance(p, FloatParam | IntParam)}
+        self.seed = options.get("seed", spec.study.sampler.options.get("seed"))
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def _within_bounds(self, config: dict[str, Any]) -> dict[str, Any]:
+        """PBT's * 1.2 / * 0.8 may leave the declared range: clip (and round to the step)."""
+        for name in self.mutated:
+            param = self.bounds.get(name)
+            if param is None:
+                continue
+            *parents, leaf = name.split("/")
+            node = config
+            for part in parents:
+                node = node[part]
+            value = min(max(node[leaf], param.low), param.high)
+            if param.step:
+                value = param.low + round((value - param.low) / param.step) * param.step
+                value = min(value, param.high)
+            node[leaf] = round(value) if isinstance(param, IntParam) else float(value)
+        return config
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        # Tune's PBT refuses every search algorithm because its mutations happen
+        # behind the searcher's back. Here the searcher is the study bridge and
+        # every mutation is written to the study (`pbt_schedule`), so the
+        # initial configurations may come from Optuna.
+        from ray.tune.schedulers.pbt import _PBTTrialState
+
+        self._trial_state[trial] = _PBTTrialState(trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self.bridge.errors[trial.trial_id] = error_reason(trial)
+        super().on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        value, step = result.get(self._metric), result.get("training_iteration")
+        ot = self.bridge.pruning_trial(trial.trial_id)
+        if value is not None and step is not None and ot is not None:
+            # a trial that cloned an earlier checkpoint reports those epochs again:
+            # the study keeps the first value of each (Optuna cannot overwrite one)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The reported value is ignored")
+                ot.report(float(value), self.bridge.step(trial.trial_id, int(step)))
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def _exploit(self, tune_controller: Any, trial: Trial, trial_to_clone: Trial) -> None:
+        step = self._trial_state[trial].last_train_time
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        main = self.bridge.trial(trial.trial_id)
+        if main is None:
+            return
+        schedule = list(main.user_attrs.get("pbt_schedule", []))
+        schedule.append(
+            {
+                "epoch": int(step),
+                "cloned": self.bridge.numbers.get(trial_to_clone.trial_id),
+                "params": _flat(trial.config, self.mutated),
+            }
+        )
+        main.set_user_attr("pbt_schedule", schedule)

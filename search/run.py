@@ -13,10 +13,13 @@ import dataclasses
 import functools
 import json
 import os
+import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import yaml
 
@@ -369,7 +372,7 @@ def _fit(
     from ray import tune
 
     from search.progress import ProgressPrinter
-    from search.pruning import ASHAScheduler, OptunaPruningScheduler
+    from search.pruning import ASHAScheduler, OptunaPruningScheduler, PBTScheduler
     from search.recover import finished_count, resumable
     from search.sampler import OptunaSearcher
 
@@ -377,7 +380,14 @@ def _fit(
     metrics = [o.metric for o in study_cfg.objectives]
     modes = [_mode(o.direction) for o in study_cfg.objectives]
     searcher = OptunaSearcher(bridge, define_by_run(spec), metrics=metrics, modes=modes)
-    if study_cfg.scheduler is not None:  # Tune's ASHA instead of an Optuna pruner
+    if study_cfg.scheduler is not None and study_cfg.scheduler.name == "pbt":
+        scheduler = PBTScheduler(bridge, spec, metric=metrics[0], mode=modes[0])
+        # without actor reuse on purpose (below): Tune's advice to turn it on is noise here
+        warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
+        if scheduler.seed is not None:  # PBT's explore draws from `random` and numpy
+            random.seed(scheduler.seed)
+            np.random.seed(scheduler.seed)
+    elif study_cfg.scheduler is not None:  # Tune's ASHA instead of an Optuna pruner
         scheduler = ASHAScheduler(
             bridge,
             metric=metrics[0],
@@ -419,7 +429,9 @@ def _fit(
             scheduler=scheduler,
             num_samples=trials,
             max_concurrent_trials=spec.budget.concurrency,
-            reuse_actors=True,
+            # Under PBT, reused function-trainable actors lost rows of result.json
+            # (Ray 2.60, tests/test_pbt.py): PBT trials get fresh actors.
+            reuse_actors=not isinstance(scheduler, PBTScheduler),
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
             metric=metrics[0],
@@ -430,7 +442,11 @@ def _fit(
             storage_path=str(run_dir),
             verbose=0,
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # PBT clones other trials' checkpoints: Tune deleting old ones under it
+            # logged errors (Ray 2.60), so PBT runs keep them all
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=None if isinstance(scheduler, PBTScheduler) else 1
+            ),
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )

@@ -19,6 +19,7 @@ from typing import Any
 from spaces._yaml import YamlError, load_with_lines, read_text
 
 __all__ = [
+    "TUNE_SCHEDULERS",
     "Budget",
     "CategoricalParam",
     "FixedParam",
@@ -35,6 +36,7 @@ __all__ = [
     "StudySpec",
     "load_spec",
     "parse_spec",
+    "pbt_mutated",
 ]
 
 TRIAL_SECTIONS = ("data", "model", "mask", "aug", "optim", "loss", "probe", "train")
@@ -156,13 +158,24 @@ class PrunerSpec:
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """A Ray Tune scheduler used instead of an Optuna pruner (``asha``)."""
+    """A Ray Tune scheduler used instead of an Optuna pruner (``asha`` or ``pbt``)."""
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-TUNE_SCHEDULERS = ("asha",)
+#: Tune schedulers selectable from ``study.scheduler`` and their options.
+TUNE_SCHEDULERS: dict[str, tuple[str, ...]] = {
+    "asha": ("grace_period", "reduction_factor"),
+    "pbt": (
+        "perturbation_interval",
+        "burn_in_period",
+        "quantile_fraction",
+        "resample_probability",
+        "mutate",
+        "seed",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -517,6 +530,66 @@ def _parse_storage(raw: Any, problems: _Problems) -> str | None:
     return raw
 
 
+def pbt_mutated(spec: SearchSpec) -> tuple[str, ...]:
+    """The parameters PBT mutates: ``scheduler.mutate``, by default every sampled ``aug/`` one."""
+    assert spec.study.scheduler is not None
+    names = spec.study.scheduler.options.get("mutate")
+    if names is None:
+        names = [
+            p.name
+            for p in spec.params
+            if p.name.startswith("aug/") and not isinstance(p, FixedParam | GridParam)
+        ]
+    return tuple(names)
+
+
+def _check_pbt(spec: SearchSpec, problems: _Problems) -> None:
+    scheduler = spec.study.scheduler
+    if scheduler is None or scheduler.name != "pbt":
+        return
+    options, path = scheduler.options, ("study", "scheduler")
+    interval = options.get("perturbation_interval", 1)
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+        problems.add(
+            (*path, "perturbation_interval"),
+            "study/scheduler/perturbation_interval",
+            f"expected a whole number of epochs >= 1, got {interval!r}",
+        )
+    elif interval >= spec.budget.epochs:
+        problems.add(
+            (*path, "perturbation_interval"),
+            "study/scheduler/perturbation_interval",
+            f"{interval} >= budget/epochs ({spec.budget.epochs}): PBT would never perturb",
+        )
+    fraction = options.get("quantile_fraction", 0.25)
+    if not _is_number(fraction) or not 0 < fraction <= 0.5:
+        problems.add(
+            (*path, "quantile_fraction"),
+            "study/scheduler/quantile_fraction",
+            f"expected a number in (0, 0.5], got {fraction!r}",
+        )
+    mutate = options.get("mutate")
+    if mutate is not None and (
+        not isinstance(mutate, list) or not all(isinstance(n, str) for n in mutate)
+    ):
+        problems.add((*path, "mutate"), "study/scheduler/mutate", "expected a list of names")
+        return
+    sampled = {p.name: p for p in spec.params if not isinstance(p, FixedParam | GridParam)}
+    for name in mutate or ():
+        if name not in sampled:
+            problems.add(
+                (*path, "mutate"),
+                f"study/scheduler/mutate/{name}",
+                f"not a sampled parameter of this space; sampled: {', '.join(sampled) or 'none'}",
+            )
+    if not pbt_mutated(spec):
+        problems.add(
+            (*path, "mutate"),
+            "study/scheduler/mutate",
+            "PBT needs parameters to mutate: list them, or sample some aug/ parameters",
+        )
+
+
 def _check_enqueue(spec: SearchSpec, problems: _Problems) -> None:
     """Enqueued configurations name existing parameters with values they can take."""
     from spaces.compile import same_value
@@ -615,12 +688,12 @@ def parse_spec(
                     f"unknown Tune scheduler '{study.scheduler.name}'; "
                     f"valid: {', '.join(TUNE_SCHEDULERS)}",
                 )
-            unknown = set(study.scheduler.options) - {"grace_period", "reduction_factor"}
-            for key in sorted(unknown):
+            valid = TUNE_SCHEDULERS.get(study.scheduler.name, tuple(study.scheduler.options))
+            for key in sorted(set(study.scheduler.options) - set(valid)):
                 problems.add(
                     ("study", "scheduler", key),
                     f"study/scheduler/{key}",
-                    "unknown option; valid: grace_period, reduction_factor",
+                    f"unknown option; valid: {', '.join(valid)}",
                 )
             if "pruner" in study_raw and study.pruner.name != "none":
                 problems.add(
@@ -677,6 +750,7 @@ def parse_spec(
     spec = _check_grid_and_objectives(spec, data, problems)
     _check_study(spec, problems)
     _check_enqueue(spec, problems)
+    _check_pbt(spec, problems)
     if builtin_trainable:  # a user's own trainable has its own config and metrics
         _check_against_trainables(spec, problems)
     if problems.items:
