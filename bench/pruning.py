@@ -76,6 +76,10 @@ def main() -> None:
     data["study"]["sampler"]["n_startup_trials"] = min(
         data["study"]["sampler"].get("n_startup_trials", 6), max(1, args.trials // 3)
     )
+    import ray
+
+    # started once, outside the timings (run_search attaches to it)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     results: dict[str, list[dict[str, float]]] = {p: [] for p in PRUNERS}
     root = Path(tempfile.mkdtemp(prefix="bench-pruning-"))
     print(
@@ -106,9 +110,10 @@ def main() -> None:
         epochs = statistics.mean(r["trial_epochs"] for r in rows)
         wall = statistics.mean(r["wall_s"] for r in rows)
         best = statistics.mean(r["best"] for r in rows)
-        e_ratio = statistics.mean(r["trial_epochs"] / b["trial_epochs"] for r, b in zip(rows, base))
-        w_ratio = statistics.mean(r["wall_s"] / b["wall_s"] for r, b in zip(rows, base))
-        loss = statistics.mean(100 * (b["best"] - r["best"]) for r, b in zip(rows, base))
+        pairs = list(zip(rows, base, strict=True))  # the same seed with and without pruning
+        e_ratio = statistics.mean(r["trial_epochs"] / b["trial_epochs"] for r, b in pairs)
+        w_ratio = statistics.mean(r["wall_s"] / b["wall_s"] for r, b in pairs)
+        loss = statistics.mean(100 * (b["best"] - r["best"]) for r, b in pairs)
         print(
             f"{pruner:<20} {epochs:12.1f}  {e_ratio:5.2f}x {wall:7.1f}  {w_ratio:5.2f}x "
             f"{best:.4f}  {loss:+.1f}"

@@ -84,14 +84,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from analysis import format_summary, write_tables
+    from analysis import format_summary, write_report
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "spec.yaml").exists():
         raise ValueError(f"{run_dir}: not a run directory (no spec.yaml)")
-    trials, curves = write_tables(run_dir)
+    report = write_report(run_dir)  # rewrites the tables first
     print(format_summary(run_dir))
-    print(f"wrote {trials} and {curves}")
+    print(
+        f"wrote {run_dir / 'trials.parquet'}, {run_dir / 'curves.parquet'}, "
+        f"{report} and {report.parent / 'figures'}/"
+    )
     return 0
 
 
@@ -194,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY.PATH=VALUE", help="override a spec value"
     )
     resume.set_defaults(func=_cmd_resume)
-    report = sub.add_parser("report", help="(re)write the tables and summary of a run")
+    report = sub.add_parser("report", help="(re)write the tables, report.html and figures of a run")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)
     spaces = sub.add_parser("spaces", help="list, check or show search spaces")

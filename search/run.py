@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import random
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,6 @@ def load_trainable(target: str) -> Any:
         ValueError: not ``module:function``, or it cannot be imported.
     """
     import importlib
-    import sys
 
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
@@ -358,6 +358,36 @@ def resume_search(
     return _finish(run_dir, spec, verbose=verbose)
 
 
+def logger_callbacks(spec: SearchSpec, run_dir: Path) -> list[Any]:
+    """Ray Tune's own logger callbacks named in ``study.loggers``.
+
+    ``tensorboard`` writes event files into each trial's directory
+    (``tensorboard --logdir RUN_DIR --host 127.0.0.1``); ``mlflow`` logs to
+    ``tracking_uri`` (default: ``RUN_DIR/mlruns``), one MLflow run per trial in the
+    experiment named after the study; ``wandb`` logs to ``project`` (default: the
+    study's name).
+    """
+    out: list[Any] = []
+    for name, options in spec.study.loggers.items():
+        options = dict(options)
+        if name == "tensorboard":
+            from ray.tune.logger import TBXLoggerCallback
+
+            out.append(TBXLoggerCallback())
+        elif name == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            options.setdefault("tracking_uri", (run_dir / "mlruns").as_uri())
+            options.setdefault("experiment_name", spec.study.name)
+            out.append(MLflowLoggerCallback(**options))
+        elif name == "wandb":
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            options.setdefault("project", spec.study.name)
+            out.append(WandbLoggerCallback(**options))
+    return out
+
+
 def _fit(
     spec: SearchSpec,
     run_dir: Path,
@@ -421,6 +451,7 @@ def _fit(
                 done=finished_count(bridge.study),
             )
         )
+    callbacks += logger_callbacks(spec, run_dir)
     resources = {"cpu": spec.budget.cpu, "gpu": spec.budget.gpu}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
@@ -455,11 +486,23 @@ def _fit(
 
 def _finish(run_dir: Path, spec: SearchSpec, *, verbose: bool) -> RunResult:
     """Write the tables; raise :class:`RunInterrupted` if the run stopped before its end."""
+    from analysis.report import write_report
     from analysis.tables import write_tables
     from search.recover import finished_count
     from search.storage import open_storage
 
     write_tables(run_dir)
+    try:
+        report = write_report(run_dir)
+        if verbose:
+            print(f"report: {report}", flush=True)
+    except Exception as err:  # the run's results stand without the report
+        print(
+            f"sslsearch: the report could not be written ({type(err).__name__}: {err}); "
+            f"the tables are in {run_dir}; retry with: sslsearch report {run_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
     study = optuna.load_study(study_name=spec.study.name, storage=open_storage(spec.study.storage))
     running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
     if running or finished_count(study) < spec.budget.trials:

@@ -189,6 +189,7 @@ class StudySpec:
     enqueue: tuple[dict[str, Any], ...] = ()
     storage: str | None = None
     scheduler: SchedulerSpec | None = None
+    loggers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,11 @@ class SearchSpec:
                         }
                     }
                     if self.study.scheduler
+                    else {}
+                ),
+                **(
+                    {"loggers": {k: dict(v) for k, v in self.study.loggers.items()}}
+                    if self.study.loggers
                     else {}
                 ),
             },
@@ -530,6 +536,49 @@ def _parse_storage(raw: Any, problems: _Problems) -> str | None:
     return raw
 
 
+#: Ray Tune logger callbacks selectable from ``study.loggers``: options and the package each needs.
+LOGGERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tensorboard": ((), "tensorboardX"),
+    "mlflow": (("tracking_uri", "experiment_name", "tags", "save_artifact"), "mlflow"),
+    "wandb": (("project", "group", "entity", "mode", "api_key_file", "log_config"), "wandb"),
+}
+
+
+def _parse_loggers(raw: Any, problems: _Problems) -> dict[str, dict[str, Any]]:
+    """``[tensorboard, mlflow]`` or ``{mlflow: {tracking_uri: ...}}`` -> name -> options."""
+    import importlib.util
+
+    if raw is None:
+        return {}
+    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        raw = {name: {} for name in raw}
+    if not isinstance(raw, Mapping):
+        problems.add(("study", "loggers"), "study/loggers", "expected a list of names or a mapping")
+        return {}
+    out = {}
+    for name, options in raw.items():
+        path, key = ("study", "loggers", str(name)), f"study/loggers/{name}"
+        if name not in LOGGERS:
+            problems.add(path, key, f"unknown logger; valid: {', '.join(LOGGERS)}")
+            continue
+        valid, package = LOGGERS[name]
+        options = options or {}
+        if not isinstance(options, Mapping):
+            problems.add(path, key, "expected a mapping of options")
+            continue
+        for option in options:
+            if option not in valid:
+                problems.add(
+                    (*path, str(option)),
+                    f"{key}/{option}",
+                    f"unknown option; valid: {', '.join(valid) or 'none'}",
+                )
+        if importlib.util.find_spec(package) is None:
+            problems.add(path, key, f"needs the {package} package: pip install {package}")
+        out[str(name)] = dict(options)
+    return out
+
+
 def pbt_mutated(spec: SearchSpec) -> tuple[str, ...]:
     """The parameters PBT mutates: ``scheduler.mutate``, by default every sampled ``aug/`` one."""
     assert spec.study.scheduler is not None
@@ -657,7 +706,16 @@ def parse_spec(
     if not isinstance(study_raw, Mapping):
         problems.add(("study",), "study", "expected a mapping")
     else:
-        study_keys = ("name", "objective", "sampler", "pruner", "scheduler", "enqueue", "storage")
+        study_keys = (
+            "name",
+            "objective",
+            "sampler",
+            "pruner",
+            "scheduler",
+            "enqueue",
+            "storage",
+            "loggers",
+        )
         for k, message in _unknown(study_raw.keys(), study_keys):
             problems.add(("study", k), f"study/{k}", message)
         objectives = (
@@ -679,6 +737,7 @@ def parse_spec(
             scheduler=_parse_named(
                 study_raw.get("scheduler"), None, SchedulerSpec, "scheduler", problems
             ),
+            loggers=_parse_loggers(study_raw.get("loggers"), problems),
         )
         if study.scheduler is not None:
             if study.scheduler.name not in TUNE_SCHEDULERS:

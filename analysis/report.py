@@ -1,0 +1,497 @@
+"""A run directory -> ``RUN_DIR/report.html`` (one self-contained file) and ``RUN_DIR/figures/``.
+
+The report opens with the answer: the best configuration as a YAML snippet
+to paste into a space file, what the study's question came out as (the best
+swept value with its interval, or the parameters that mattered), and what was
+spent; then the analyses — importance (PED-ANOVA and fANOVA, each with the
+trials it rests on), sweep curves with 95 % intervals over seeds, learning
+curves with pruned trials marked, parallel coordinates of the top trials,
+the Pareto front (multi-objective), label-free vs labelled agreement,
+ranking fidelity per epoch, and compute. Figures are embedded as PNG data
+URIs (no network) and also written to ``figures/``. It reads the tables the
+run wrote (rewriting them first), so it works while a run is still going.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pyarrow.parquet as pq
+import yaml
+
+from analysis.agreement import all_agreements
+from analysis.curves import fidelity, sweep
+from analysis.figures import (
+    fidelity_figure,
+    importance_figure,
+    learning_curves_figure,
+    parallel_figure,
+    pareto_figure,
+    sweep_figure,
+)
+from analysis.importance import Importance, param_importance
+from analysis.tables import write_tables
+
+__all__ = ["FIGURES_DIR", "REPORT_FILE", "best_config_yaml", "write_report"]
+
+REPORT_FILE = "report.html"
+FIGURES_DIR = "figures"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def best_config_yaml(params: Mapping[str, Any]) -> str:
+    """The sampled values as nested YAML settings (``mask/ratio`` -> ``mask: {ratio: ...}``).
+
+    Example:
+        >>> print(best_config_yaml({"mask/ratio": 0.4, "optim/lr": 0.001}), end="")
+        mask:
+          ratio: 0.4
+        optim:
+          lr: 0.001
+    """
+    nested: dict[str, Any] = {}
+    for name, value in params.items():
+        *parents, leaf = name.split("/")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = round(value, 6) if isinstance(value, float) else value
+    return yaml.safe_dump(nested, sort_keys=False)
+
+
+class _Report:
+    """Accumulates HTML sections and figures."""
+
+    def __init__(self, figures_dir: Path) -> None:
+        self.parts: list[str] = []
+        self.figures_dir = figures_dir
+        self.count = 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def figure(self, fig: Any, name: str, alt: str) -> None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        data = buf.getvalue()
+        (self.figures_dir / f"{name}.png").write_bytes(data)
+        encoded = base64.b64encode(data).decode("ascii")
+        self.count += 1
+        self.add(
+            f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
+            f"<figcaption>{html.escape(alt)} — <code>figures/{name}.png</code></figcaption>"
+            "</figure>"
+        )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _spent(study: optuna.Study, trial_rows: list[dict], epochs: int) -> dict[str, Any]:
+    ended = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+    wall = (
+        (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended))
+        if ended
+        else dt.timedelta(0)
+    )
+    used = sum(r["epochs"] or 0 for r in trial_rows)
+    counted = [r for r in trial_rows if not (r["fail_reason"] or "").startswith("interrupted")]
+    full = len(counted) * epochs
+    trial_time = sum(
+        r.get("final/trial_time_s") or 0.0 for r in trial_rows if r.get("final/trial_time_s")
+    )
+    return {
+        "trials": len(counted),
+        "states": {
+            s: sum(r["state"] == s for r in trial_rows) for s in ("COMPLETE", "PRUNED", "FAIL")
+        },
+        "trial_epochs": used,
+        "full_epochs": full,
+        "wall_s": wall.total_seconds(),
+        "trial_time_s": trial_time,
+    }
+
+
+def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str | None]:
+    """The parameters to draw sweep curves for, and the categorical to split lines by."""
+    from spaces.schema import CategoricalParam, FixedParam, FloatParam, GridParam, IntParam
+
+    grid = [
+        p.name
+        for p in spec.params
+        if isinstance(p, GridParam) and all(isinstance(v, int | float) for v in p.values)
+    ]
+    numeric = [p.name for p in spec.params if isinstance(p, FloatParam | IntParam)]
+    if grid:
+        xs = grid
+    else:
+        ranked = [n for imp in importances for n in imp.values if n in numeric]
+        xs = list(dict.fromkeys(ranked + numeric))[:3]
+    by = next(
+        (
+            p.name
+            for p in spec.params
+            if isinstance(p, CategoricalParam | GridParam)
+            and not p.when
+            and p.name not in xs
+            and 1 < len(getattr(p, "choices", getattr(p, "values", ()))) <= 6
+            and not isinstance(p, FixedParam)
+        ),
+        None,
+    )
+    return xs, by
+
+
+def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
+    """Write ``report.html`` and ``figures/*.png`` for the run in ``run_dir``; return the path.
+
+    Example:
+        >>> write_report("runs/demo")  # doctest: +SKIP
+        PosixPath('runs/demo/report.html')
+    """
+    from search.run import run_info
+    from search.storage import open_storage
+    from spaces import load_spec
+
+    run_dir = Path(run_dir)
+    write_tables(run_dir)
+    info = run_info(run_dir)
+    spec = load_spec(run_dir / "spec.yaml", builtin_trainable=info.get("builtin_trainable", True))
+    trial_rows = pq.read_table(run_dir / "trials.parquet").to_pylist()
+    curve_rows = pq.read_table(run_dir / "curves.parquet").to_pylist()
+    study = optuna.load_study(study_name=spec.study.name, storage=open_storage(spec.study.storage))
+    objectives = [(o.metric, o.direction) for o in spec.study.objectives]
+    metric, direction = objectives[0]
+    figures_dir = run_dir / FIGURES_DIR
+    figures_dir.mkdir(exist_ok=True)
+    out = _Report(figures_dir)
+
+    complete = [r for r in trial_rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    complete.sort(key=lambda r: r["value"], reverse=direction == "maximize")
+    params = [c for c in (trial_rows[0] if trial_rows else {}) if c.startswith("param/")]
+    sampled = [p.name for p in spec.params if type(p).__name__ != "FixedParam"]
+    importances = [
+        param_importance(study, evaluator=e, params=None) for e in ("ped_anova", "fanova")
+    ]
+    spent = _spent(study, trial_rows, spec.budget.epochs)
+    baseline = {}
+    if (run_dir / "baseline.json").exists():
+        baseline = json.loads((run_dir / "baseline.json").read_text(encoding="utf-8"))
+
+    # -- summary ------------------------------------------------------------
+    out.add(f"<h1>{html.escape(spec.study.name)}</h1>")
+    if spec.description:
+        out.add(f'<p class="question">{html.escape(spec.description)}</p>')
+    out.add('<section class="summary"><h2>Summary</h2>')
+    if complete:
+        best = complete[0]
+        best_params = {p.removeprefix("param/"): best[p] for p in params if best[p] is not None}
+        best_params = {k: v for k, v in best_params.items() if k in sampled}
+        line = f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}"
+        if metric in baseline:
+            line += f" (random-init encoder: {_fmt(baseline[metric])})"
+        out.add(f"<p><b>{html.escape(line)}</b>. Its settings, to paste into a space file:</p>")
+        out.add(f"<pre>{html.escape(best_config_yaml(best_params))}</pre>")
+        if best.get("pbt_schedule"):
+            steps = [
+                f"after epoch {step['epoch']} it cloned trial {step['cloned']} and continued with "
+                + ", ".join(f"{k} = {_fmt(v)}" for k, v in step["params"].items())
+                for step in json.loads(best["pbt_schedule"])
+            ]
+            out.add(
+                "<p>PBT changed them during training: " + html.escape("; ".join(steps)) + ".</p>"
+            )
+        out.add(f"<p><b>Answer.</b> {html.escape(_answer(spec, complete, importances, study))}</p>")
+    else:
+        out.add("<p><b>No trial completed yet.</b></p>")
+    saved = 1 - spent["trial_epochs"] / spent["full_epochs"] if spent["full_epochs"] else 0.0
+    out.add(
+        "<p><b>Spent.</b> "
+        + html.escape(
+            f"{spent['trials']} trials ({spent['states']['COMPLETE']} complete, "
+            f"{spent['states']['PRUNED']} pruned, {spent['states']['FAIL']} failed); "
+            f"{spent['trial_epochs']} trial-epochs of {spent['full_epochs']} without pruning "
+            f"({100 * saved:.0f} % saved); wall time {spent['wall_s'] / 60:.1f} min"
+            + (
+                f"; {spent['trial_time_s'] / 60:.1f} min of trial time"
+                if spent["trial_time_s"]
+                else ""
+            )
+        )
+        + "</p></section>"
+    )
+
+    # -- importance ---------------------------------------------------------
+    out.add("<h2>Parameter importance</h2>")
+    out.add(
+        "<p>Optuna's evaluators on the completed trials, primary objective: PED-ANOVA "
+        "(what distinguishes the top trials) and fANOVA (variance explained).</p>"
+    )
+    names = list(dict.fromkeys(n for imp in importances for n in imp.values))
+    out.add(
+        _table(
+            ["parameter", *[f"{imp.evaluator} ({imp.n_trials} trials)" for imp in importances]],
+            [(n, *[imp.values.get(n, "") for imp in importances]) for n in names]
+            or [("", *[imp.note for imp in importances])],
+        )
+    )
+    if any(imp.values for imp in importances):
+        out.figure(importance_figure(importances), "importance", "Parameter importance")
+
+    # -- sweeps -------------------------------------------------------------
+    xs, by = _swept(spec, importances)
+    drawn = False
+    for x in xs:
+        points = sweep(
+            trial_rows, param=f"param/{x}", metric="value", by=f"param/{by}" if by else None
+        )
+        if len({p.x for p in points}) < 2:
+            continue
+        if not drawn:
+            out.add("<h2>Sweep curves</h2>")
+            drawn = True
+        name = "sweep_" + x.replace("/", "_")
+        out.figure(
+            sweep_figure(points, param=x, metric=metric),
+            name,
+            f"{metric} vs {x}" + (f", one line per {by}" if by else ""),
+        )
+        out.add(
+            _table(
+                [by or "", x, f"mean {metric}", "95 % low", "95 % high", "trials"],
+                [(p.group if by else "", p.x, p.mean, p.low, p.high, p.n) for p in points],
+            )
+        )
+
+    # -- learning curves ----------------------------------------------------
+    out.add("<h2>Learning curves</h2>")
+    if any(metric in c and c[metric] is not None for c in curve_rows):
+        out.figure(
+            learning_curves_figure(trial_rows, curve_rows, metric=metric),
+            "learning_curves",
+            f"{metric} per epoch, every trial (pruned trials end in an x)",
+        )
+    else:
+        out.add(f"<p>No trial has reported {html.escape(metric)} yet.</p>")
+
+    # -- top trials ---------------------------------------------------------
+    if complete:
+        out.add(f"<h2>Top {min(top, len(complete))} trials</h2>")
+        shown = [p for p in params if p.removeprefix("param/") in sampled]
+        out.figure(
+            parallel_figure(
+                trial_rows,
+                params=shown,
+                metric="value",
+                direction=direction,
+                top=top,
+                label=metric,
+            ),
+            "parallel_coordinates",
+            f"Parallel coordinates of the top {min(top, len(complete))} trials",
+        )
+        out.add(
+            _table(
+                ["trial", metric, "epochs", *[_short(p) for p in shown]],
+                [
+                    (r["number"], r["value"], r["epochs"], *[r[p] for p in shown])
+                    for r in complete[:top]
+                ],
+            )
+        )
+
+    # -- Pareto -------------------------------------------------------------
+    if len(objectives) > 1:
+        out.add("<h2>Pareto front</h2>")
+        front = [t.number for t in study.best_trials]
+        metrics = [f"value/{m}" for m, _ in objectives]
+        out.figure(
+            pareto_figure(
+                trial_rows, metrics=metrics, directions=[d for _, d in objectives], front=front
+            ),
+            "pareto",
+            f"{objectives[0][0]} vs {objectives[1][0]}; Pareto front from Optuna",
+        )
+        out.add(
+            _table(
+                ["trial", *[m for m, _ in objectives]],
+                [
+                    (r["number"], *[r[m] for m in metrics])
+                    for r in trial_rows
+                    if r["number"] in set(front)
+                ],
+            )
+        )
+
+    # -- agreement ----------------------------------------------------------
+    agreements = all_agreements(trial_rows)
+    if agreements:
+        out.add("<h2>Label-free vs labelled scores</h2>")
+        out.add(
+            _table(
+                [
+                    "labelled",
+                    "label-free",
+                    "trials",
+                    "Spearman",
+                    "best labelled",
+                    "chosen by label-free",
+                    "accuracy lost",
+                ],
+                [
+                    (
+                        a.labelled,
+                        a.label_free,
+                        a.n,
+                        a.spearman,
+                        a.best_labelled,
+                        a.selected_labelled,
+                        a.accuracy_lost,
+                    )
+                    for a in agreements
+                ],
+            )
+        )
+
+    # -- fidelity -----------------------------------------------------------
+    points = fidelity(trial_rows, curve_rows, metric=metric)
+    out.add("<h2>Fidelity: would shorter trials have given the same answer?</h2>")
+    if points:
+        out.figure(
+            fidelity_figure(points, metric=metric),
+            "fidelity",
+            f"Spearman between the ranking after e epochs and the final ranking of {metric}",
+        )
+        out.add(
+            _table(["epoch", "Spearman", "trials"], [(p.epoch, p.spearman, p.n) for p in points])
+        )
+    else:
+        out.add("<p>Needs at least 3 completed trials reporting the metric at the same epochs.</p>")
+
+    # -- compute ------------------------------------------------------------
+    out.add("<h2>Compute</h2>")
+    out.add(
+        _table(
+            ["figure", "value"],
+            [
+                ("trials counted against the budget", spent["trials"]),
+                ("trial-epochs used", spent["trial_epochs"]),
+                ("trial-epochs without pruning", spent["full_epochs"]),
+                ("saved by pruning", f"{100 * saved:.0f} %"),
+                ("wall time (first start to last end)", f"{spent['wall_s'] / 60:.1f} min"),
+                ("trial time (training + probes)", f"{spent['trial_time_s'] / 60:.1f} min"),
+            ],
+        )
+    )
+    path = run_dir / REPORT_FILE
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(_page(spec.study.name, "\n".join(out.parts), out.count), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _short(name: str) -> str:
+    return name.removeprefix("param/")
+
+
+def _answer(spec: Any, complete: list[dict], importances: Sequence[Importance], study: Any) -> str:
+    """One sentence answering the space's question."""
+    from spaces.schema import GridParam
+
+    objective = spec.study.objectives[0]
+    if len(spec.study.objectives) > 1:
+        front = study.best_trials
+        return (
+            f"{len(front)} trials are Pareto-optimal for "
+            + " vs ".join(o.metric for o in spec.study.objectives)
+            + ": "
+            + ", ".join(
+                f"trial {t.number} ({', '.join(_fmt(v) for v in t.values)})" for t in front[:6]
+            )
+            + "."
+        )
+    grid = [p.name for p in spec.params if isinstance(p, GridParam)]
+    if grid:
+        x = grid[0]
+        points = sweep(complete, param=f"param/{x}", metric="value")
+        if points:
+            pick = max if objective.direction == "maximize" else min
+            best = pick(points, key=lambda p: p.mean)
+            return (
+                f"{x} = {_fmt(best.x)} gives the best mean {objective.metric}, "
+                f"{_fmt(best.mean)} (95 % interval {_fmt(best.low)} to {_fmt(best.high)}, "
+                f"{best.n} seeds)."
+            )
+    ranked = next((imp for imp in importances if imp.values), None)
+    if ranked is None:
+        return (
+            f"Best {objective.metric} {_fmt(complete[0]['value'])}; too few trials for importances."
+        )
+    top = ranked.top(2)
+    best = complete[0]
+    values = ", ".join(f"{n} = {_fmt(best.get('param/' + n))}" for n in top)
+    return (
+        f"What mattered most ({ranked.evaluator}, {ranked.n_trials} trials): "
+        + ", ".join(f"{n} ({ranked.values[n]:.2f})" for n in top)
+        + f"; the best trial used {values}."
+    )
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+.question { color: #555; font-style: italic; }
+.summary { background: #f5f8fb; border: 1px solid #d6e2ee; border-radius: 6px;
+           padding: 0.2em 1em 0.6em; }
+pre { background: #fff; border: 1px solid #ddd; padding: 0.6em; overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
+th, td { border: 1px solid #ddd; padding: 0.2em 0.5em; text-align: right; }
+th { background: #f0f0f0; }
+figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
+figcaption { font-size: 0.8em; color: #666; }
+@media print { body { max-width: none; margin: 0; } figure, table { break-inside: avoid; } }
+"""
+
+# Records script errors and whether every figure decoded, for readers and for the browser test.
+_CHECK = """
+window.addEventListener("error", function (e) {
+  var seen = document.body.getAttribute("data-errors") || "";
+  document.body.setAttribute("data-errors", seen + e.message + ";");
+});
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-figures", ok + "/" + imgs.length);
+});
+"""
+
+
+def _page(title: str, body: str, figures: int) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)} — sslsearch report</title>"
+        f"<style>{_CSS}</style><script>{_CHECK}</script></head>"
+        f'<body data-expected-figures="{figures}">{body}'
+        f'<p class="question">Written by sslsearch on {dt.datetime.now():%Y-%m-%d %H:%M}.</p>'
+        "</body></html>\n"
+    )

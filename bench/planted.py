@@ -1,0 +1,99 @@
+"""Planted truth: does the search find what the data was built to reward?
+
+Runs ``spaces/augmentation_strength.yaml`` on the generated ``shapes`` data,
+where the label is the shape and colour, position and scale are random
+nuisances. Invariance to colour and to position/scale is what a good
+representation needs, so the search should find that colour-jitter strength
+and crop scale matter most (top-2 importances, fANOVA and PED-ANOVA printed,
+fANOVA decides) and that the best trials use strong colour jitter (mean
+strength of the top 5 completed trials above the middle of its range). The
+last lines are ``RESULT name=value``; the exit status is 0 when the truth was
+found. Must finish on the CPU in under 20 minutes.
+
+    python bench/planted.py [--trials 40] [--epochs 15] [--out runs/planted]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pyarrow.parquet as pq
+
+from analysis.importance import param_importance
+from analysis.report import write_report
+from search import run_search
+from search.storage import open_storage
+from spaces import load_spec
+
+SPACE = Path(__file__).resolve().parent.parent / "spaces" / "augmentation_strength.yaml"
+PLANTED = ("aug/color_jitter/strength", "aug/resized_crop/min_scale")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, help="override budget.trials")
+    parser.add_argument("--epochs", type=int, help="override budget.epochs")
+    parser.add_argument("--out", help="keep the run here (default: a temporary directory)")
+    args = parser.parse_args()
+    overrides = {}
+    if args.trials:
+        overrides["budget.trials"] = args.trials
+    if args.epochs:
+        overrides["budget.epochs"] = args.epochs
+    spec = load_spec(SPACE, overrides=overrides)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="planted-")) / "run"
+    print(
+        f"{SPACE.name}: {spec.budget.trials} trials x {spec.budget.epochs} epochs on "
+        f"{dict(spec.base['data'])} -> {out}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    run_search(spec, out=out, num_cpus=2, verbose=True)
+    wall = time.perf_counter() - start
+    write_report(out)
+
+    study = optuna.load_study(study_name=spec.study.name, storage=open_storage(spec.study.storage))
+    importances = {e: param_importance(study, evaluator=e) for e in ("fanova", "ped_anova")}
+    rows = pq.read_table(out / "trials.parquet").to_pylist()
+    complete = sorted(
+        (r for r in rows if r["state"] == "COMPLETE"), key=lambda r: r["value"], reverse=True
+    )
+    top5 = complete[:5]
+    strength = statistics.mean(r["param/aug/color_jitter/strength"] for r in top5)
+    p = next(p for p in spec.params if p.name == "aug/color_jitter/strength")
+    middle = (p.low + p.high) / 2
+    decisive = importances["fanova"]
+    top2_ok = set(decisive.top(2)) == set(PLANTED)
+    strong_ok = strength > middle
+    print()
+    for name, imp in importances.items():
+        print(f"{name} ({imp.n_trials} completed trials):")
+        for param, value in imp.values.items():
+            mark = "  <- planted" if param in PLANTED else ""
+            print(f"  {param:<34} {value:.3f}{mark}")
+    print(
+        f"best 5 trials: knn_top1 {[round(r['value'], 3) for r in top5]}, "
+        f"mean colour-jitter strength {strength:.2f} (range {p.low}..{p.high})"
+    )
+    print(f"report: {out / 'report.html'}; wall {wall / 60:.1f} min")
+    print(f"RESULT wall_min={wall / 60:.1f}")
+    print(f"RESULT best_knn_top1={complete[0]['value']:.4f}")
+    for name, imp in importances.items():
+        print(f"RESULT {name}_top2={','.join(imp.top(2))}")
+    print(f"RESULT top5_color_jitter_strength={strength:.3f}")
+    print(f"RESULT planted_top2_found={int(top2_ok)}")
+    print(f"RESULT strong_color_jitter_found={int(strong_ok)}")
+    if not args.out:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    return 0 if top2_ok and strong_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Analyses against reference computations, and the report in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+from scipy import stats
+
+from analysis.curves import fidelity, mean_interval, sweep
+from analysis.importance import param_importance
+from analysis.report import best_config_yaml, write_report
+from search import run_search
+from spaces import SpecError, parse_spec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _planted_study(direction: str = "maximize") -> optuna.Study:
+    """y = 3x + 1.5z (+ nothing from w): x matters most, w not at all."""
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=1))
+    sign = 1 if direction == "maximize" else -1
+
+    def objective(t):
+        x, z, w = (t.suggest_float(n, 0, 1) for n in "xzw")
+        return sign * (3 * x + 1.5 * z) + 0 * w
+
+    study.optimize(objective, n_trials=40)
+    return study
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_importance_is_optunas_with_the_direction_handled(direction):
+    study = _planted_study(direction)
+    ped = param_importance(study, evaluator="ped_anova")
+    sign = -1 if direction == "maximize" else 1
+    reference = optuna.importance.get_param_importances(
+        study,
+        evaluator=PedAnovaImportanceEvaluator(target_quantile=5 / 40),
+        target=lambda t: sign * t.value,
+    )
+    assert ped.values == pytest.approx(reference)
+    assert ped.top(1) == ["x"] and ped.n_trials == 40
+    fanova = param_importance(study, evaluator="fanova", seed=3)
+    ref = optuna.importance.get_param_importances(
+        study, evaluator=FanovaImportanceEvaluator(seed=3), target=lambda t: t.values[0]
+    )
+    assert fanova.values == pytest.approx(ref)
+    assert fanova.top(2) == ["x", "z"]
+    assert list(fanova.values.values()) == sorted(fanova.values.values(), reverse=True)
+
+
+def test_importance_says_when_it_cannot_be_computed():
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    imp = param_importance(study, evaluator="fanova")
+    assert imp.values == {} and imp.n_trials == 3 and "3 completed trials" in imp.note
+    with pytest.raises(ValueError, match="unknown importance evaluator 'shap'; valid: ped_anova"):
+        param_importance(study, evaluator="shap")
+
+
+def test_sweep_points_are_means_with_t_intervals():
+    rng = np.random.default_rng(0)
+    rows = []
+    for strategy in ("random", "block"):
+        for ratio in (0.25, 0.5, 0.75):
+            for _seed in range(3):
+                rows.append(
+                    {
+                        "state": "COMPLETE",
+                        "param/mask/ratio": ratio,
+                        "param/mask/strategy": strategy,
+                        "value": float(rng.normal(ratio, 0.05)),
+                    }
+                )
+    rows.append(
+        {"state": "PRUNED", "param/mask/ratio": 0.5, "param/mask/strategy": "block", "value": 9.0}
+    )
+    points = sweep(rows, param="param/mask/ratio", metric="value", by="param/mask/strategy")
+    assert [(p.group, p.x, p.n) for p in points] == [
+        (s, r, 3) for s in ("block", "random") for r in (0.25, 0.5, 0.75)
+    ]  # pruned trials are not in the curve
+    for p in points:
+        values = [
+            r["value"]
+            for r in rows[:-1]
+            if r["param/mask/strategy"] == p.group and r["param/mask/ratio"] == p.x
+        ]
+        low, high = stats.t.interval(0.95, len(values) - 1, np.mean(values), stats.sem(values))
+        assert (p.mean, p.low, p.high) == pytest.approx((np.mean(values), low, high))
+    assert mean_interval([0.5]) == (0.5, 0.5, 0.5)
+
+
+def test_a_continuous_parameter_is_cut_into_quantile_bins():
+    rows = [
+        {"state": "COMPLETE", "param/lr": float(x), "value": float(x)}
+        for x in np.linspace(0, 1, 60)
+    ]
+    points = sweep(rows, param="param/lr", metric="value", bins=6)
+    assert [p.n for p in points] == [10] * 6
+    assert [p.x for p in points] == pytest.approx([p.mean for p in points])  # y = x
+
+
+def test_fidelity_is_spearman_of_each_epoch_with_the_final_ranking():
+    rng = np.random.default_rng(1)
+    trials = [{"number": i, "state": "COMPLETE"} for i in range(8)] + [
+        {"number": 8, "state": "PRUNED"}
+    ]
+    curves = []
+    for i in range(9):
+        for e in (2, 4, 6):
+            curves.append({"trial": i, "epoch": e, "acc": float(rng.random())})
+    points = fidelity(trials, curves, metric="acc")
+    final = {c["trial"]: c["acc"] for c in curves if c["epoch"] == 6 and c["trial"] < 8}
+    for p in points:
+        early = {c["trial"]: c["acc"] for c in curves if c["epoch"] == p.epoch and c["trial"] < 8}
+        rho = stats.spearmanr([early[i] for i in range(8)], [final[i] for i in range(8)]).statistic
+        assert p.spearman == pytest.approx(rho) and p.n == 8
+    assert points[-1].spearman == pytest.approx(1.0)
+
+
+def test_best_config_yaml_round_trips():
+    params = {"mask/ratio": 0.123456789, "loss/weights/mae": 1.0, "mask/strategy": "block"}
+    back = yaml.safe_load(best_config_yaml(params))
+    assert back == {
+        "mask": {"ratio": 0.123457, "strategy": "block"},
+        "loss": {"weights": {"mae": 1.0}},
+    }
+
+
+def test_loggers_are_checked_before_anything_runs():
+    base = {"params": {"x": {"type": "float", "low": 0, "high": 1}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(
+            {**base, "study": {"loggers": {"tensorbord": {}, "mlflow": {"uri": "x"}}}},
+            source="s.yaml",
+            builtin_trainable=False,
+        )
+    text = str(info.value)
+    assert "study/loggers/tensorbord: unknown logger; valid: tensorboard, mlflow, wandb" in text
+    assert "study/loggers/mlflow/uri: unknown option; valid: tracking_uri" in text
+    spec = parse_spec(
+        {**base, "study": {"loggers": ["tensorboard"]}}, source="s.yaml", builtin_trainable=False
+    )
+    assert dict(spec.study.loggers) == {"tensorboard": {}}
+
+
+def sweep_toy(config):
+    """A masking-ratio-like sweep: best at 0.6, seed noise, a label-free score that agrees."""
+    from ray import tune
+
+    r, seed = config["mask"]["ratio"], config["train"]["seed"]
+    for epoch in range(1, config["train"]["epochs"] + 1):
+        acc = epoch / 4 * (0.9 - (r - 0.6) ** 2) + 0.01 * seed
+        tune.report(
+            {"knn_top1": acc, "rankme": 10 * acc + 0.05 * seed, "trial_time_s": epoch * 0.1}
+        )
+
+
+SWEEP = {
+    "description": "Which masking ratio? (a toy sweep)",
+    "study": {
+        "name": "toy_sweep",
+        "objective": {"metric": "knn_top1", "direction": "maximize"},
+        "sampler": {"name": "grid", "seed": 0, "repeats": 2},
+        "pruner": {"name": "none"},
+        "loggers": ["tensorboard"],
+    },
+    "budget": {"trials": 8, "epochs": 4, "concurrency": 2},
+    "params": {"mask/ratio": {"type": "grid", "values": [0.2, 0.4, 0.6, 0.8]}},
+}
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _browser(*args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--disable-extensions", "--hide-scrollbars"]  # fmt: skip
+    return subprocess.run(
+        [_chromium(), *flags, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _check_in_browser(page: Path, screenshot: Path) -> tuple[str, list[str]]:
+    """(the body tag after load, console lines) from a real headless Chromium."""
+    dom = _browser("--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri())
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    shot = _browser("--window-size=1100,2400", f"--screenshot={screenshot}", page.as_uri())
+    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-500:]
+    return (body.group(0) if body else ""), console
+
+
+@pytest.mark.slow
+def test_report_of_a_sweep_renders_in_a_headless_browser(ray_local, tmp_path):
+    if _chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium not found (.ci/run installs it)")
+        pytest.skip("chromium not installed")
+    spec = parse_spec(SWEEP, source="toy.yaml", builtin_trainable=False)
+    run = tmp_path / "run"
+    result = run_search(spec, out=run, trainable=sweep_toy, verbose=False)
+    report = run / "report.html"
+    assert report.exists()  # written by the run itself
+    text = report.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?https?:""", text)  # nothing from the network
+    figures = sorted(p.name for p in (run / "figures").glob("*.png"))
+    assert figures == [
+        "fidelity.png",
+        "importance.png",
+        "learning_curves.png",
+        "parallel_coordinates.png",
+        "sweep_mask_ratio.png",
+    ]
+    assert text.count('src="data:image/png;base64,') == len(figures)
+    # the answer: ratio 0.6 has the best mean over its 2 seeds, with its interval
+    acc = 0.9 + 0.01 * np.array([0, 1])
+    low, high = stats.t.interval(0.95, 1, acc.mean(), stats.sem(acc))
+    assert f"mask/ratio = 0.6 gives the best mean knn_top1, {acc.mean():.4g}" in text
+    assert f"(95 % interval {low:.4g} to {high:.4g}, 2 seeds)" in text
+    snippet = re.search(r"<pre>(.*?)</pre>", text, re.S).group(1)
+    assert yaml.safe_load(snippet) == {"mask": {"ratio": 0.6}}
+    assert result.best_params["mask/ratio"] == 0.6
+    assert "Label-free vs labelled scores" in text  # rankme vs knn_top1 agree perfectly
+    assert "0 trial-epochs" not in text and "32 trial-epochs of 32 without pruning" in text
+    # TensorBoard event files from Tune's own logger callback
+    assert list((run / "tune").glob("trial_*/events.out.tfevents.*"))
+
+    body, console = _check_in_browser(report, tmp_path / "report.png")
+    assert 'data-figures="5/5"' in body, body
+    assert "data-errors" not in body
+    assert console == []
+    shutil.copy(tmp_path / "report.png", Path(os.environ.get("SSLSEARCH_SHOTS", tmp_path)))
+
+
+@pytest.mark.slow
+def test_the_browser_check_catches_a_broken_page(tmp_path):
+    if _chromium() is None:
+        pytest.skip("chromium not installed")
+    page = tmp_path / "bad.html"
+    from analysis.report import _page
+
+    page.write_text(
+        _page("bad", '<img src="data:image/png;base64,AAAA"><script>nope();</script>', 1)
+    )
+    body, console = _check_in_browser(page, tmp_path / "bad.png")
+    assert 'data-figures="0/1"' in body
+    assert "nope is not defined" in body  # recorded by the page's error handler
+    assert any("nope is not defined" in line for line in console)
+
+
+def test_report_of_a_multi_objective_study_without_ray(tmp_path):
+    """A study filled through Optuna alone: Pareto front from Optuna, report from the tables."""
+    spec = parse_spec(
+        {
+            "study": {
+                "name": "mo",
+                "objective": [
+                    {"metric": "knn_top1", "direction": "maximize"},
+                    {"metric": "trial_time_s", "direction": "minimize"},
+                ],
+                "sampler": {"name": "random", "seed": 0},
+            },
+            "budget": {"trials": 12, "epochs": 3},
+            "params": {
+                "mask/ratio": {"type": "float", "low": 0.1, "high": 0.9},
+                "optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            },
+        },
+        source="mo.yaml",
+        builtin_trainable=False,
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    storage = f"sqlite:///{run / 'study.db'}"
+    (run / "spec.yaml").write_text(
+        yaml.safe_dump({**spec.to_dict(), "study": {**spec.to_dict()["study"], "storage": storage}})
+    )
+    (run / "run.json").write_text(json.dumps({"builtin_trainable": False}))
+    study = optuna.create_study(
+        study_name="mo", storage=storage, directions=["maximize", "minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )  # fmt: skip
+    for _ in range(12):
+        t = study.ask()
+        r = t.suggest_float("mask/ratio", 0.1, 0.9)
+        t.suggest_float("optim/lr", 1e-4, 1e-2, log=True)
+        study.tell(t, [1 - (r - 0.5) ** 2, 10 * (1 - r)])
+    path = write_report(run)
+    text = path.read_text(encoding="utf-8")
+    front = sorted(t.number for t in study.best_trials)
+    assert f"{len(front)} trials are Pareto-optimal for knn_top1 vs trial_time_s" in text
+    assert (run / "figures" / "pareto.png").exists()
+    table = text[text.index("<h2>Pareto front</h2>") :]
+    rows = re.findall(r"<tr><td>(\d+)</td>", table.split("</table>")[0])
+    assert sorted(int(n) for n in rows) == front
+    trials = pq.read_table(run / "trials.parquet").to_pylist()
+    assert len(trials) == 12 and all(not math.isnan(r["value"]) for r in trials)

@@ -1,0 +1,94 @@
+"""The study where users look at it: a PostgreSQL server, the optuna CLI, optuna-dashboard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+from optuna.trial import TrialState
+
+from search import run_search
+from spaces import parse_spec
+
+
+def curve(config):
+    from ray import tune
+
+    for step in range(1, 5):
+        tune.report({"score": config["x"] * step / 4})
+
+
+def _spec(storage: str | None):
+    study = {
+        "name": "shared",
+        "objective": {"metric": "score", "direction": "maximize"},
+        "sampler": {"name": "tpe", "seed": 1, "n_startup_trials": 2},
+        "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 1},
+    }
+    if storage:
+        study["storage"] = storage
+    data = {
+        "study": study,
+        "budget": {"trials": 5, "epochs": 4, "concurrency": 2},
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    return parse_spec(data, source="test", builtin_trainable=False)
+
+
+@pytest.mark.slow
+def test_a_study_on_a_postgresql_server(ray_local, tmp_path, postgres_url):
+    result = run_search(_spec(postgres_url), out=tmp_path / "run", trainable=curve, verbose=False)
+    assert result.storage == postgres_url
+    assert not (tmp_path / "run" / "study.db").exists()
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.trials
+    assert len(trials) == 5
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    for t in trials:
+        assert t.intermediate_values == pytest.approx(
+            {s: t.params["x"] * s / 4 for s in t.intermediate_values}
+        )
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    assert [r["number"] for r in rows] == [0, 1, 2, 3, 4]
+    # a second run directory can join the same study on the server (several drivers)
+    again = run_search(_spec(postgres_url), out=tmp_path / "run2", trainable=curve, verbose=False)
+    assert len(optuna.load_study(study_name="shared", storage=again.storage).trials) == 10
+
+
+@pytest.mark.slow
+def test_the_optuna_cli_and_optuna_dashboard_open_the_study_unmodified(ray_local, tmp_path):
+    result = run_search(_spec(None), out=tmp_path / "run", trainable=curve, verbose=False)
+    storage = result.storage
+    assert storage == f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    cli = subprocess.run(
+        [sys.executable, "-m", "optuna", "trials", "--study-name", "shared", "--storage", storage,
+         "-f", "json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    listed = json.loads(cli.stdout)
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert sorted(t["number"] for t in listed) == [t.number for t in study.trials]
+
+    from optuna_dashboard import wsgi
+
+    app = wsgi(storage)
+    status: list[str] = []
+
+    def get(path: str) -> dict:
+        environ: dict = {"PATH_INFO": path}
+        setup_testing_defaults(environ)
+        body = b"".join(app(environ, lambda s, h: status.append(s)))
+        assert status[-1].startswith("200"), (path, status[-1], body[:300])
+        return json.loads(body)
+
+    studies = get("/api/studies")["studies"]
+    assert [s["study_name"] for s in studies] == ["shared"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert len(detail["trials"]) == 5
+    assert {t["state"] for t in detail["trials"]} <= {"Complete", "Pruned"}
