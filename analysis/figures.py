@@ -98,7 +98,8 @@ def sweep_figure(points: Sequence[SweepPoint], *, param: str, metric: str) -> Fi
     ax.set_xlabel(_short(param))
     ax.set_ylabel(_short(metric))
     ax.set_title(
-        f"{_short(metric)} vs {_short(param)} (mean, 95 % interval; up to {seeds} per point)"
+        f"{_short(metric)} vs {_short(param)}\nmean, 95 % interval, up to {seeds} trials a point",
+        fontsize=10,
     )
     if len(groups) > 1:
         ax.legend(fontsize=8)

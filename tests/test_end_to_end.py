@@ -59,7 +59,7 @@ def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
 
     trials = pq.read_table(run_dir / "trials.parquet")
     curves = pq.read_table(run_dir / "curves.parquet")
-    assert trials.schema.metadata[b"sslsearch.schema"] == b"trials/1"
+    assert trials.schema.metadata[b"sslsearch.schema"] == b"trials/2"
     assert trials.num_rows == 3 and curves.num_rows == 3 * 2
     rows = trials.to_pylist()
     assert [r["number"] for r in rows] == [0, 1, 2]
@@ -86,6 +86,20 @@ def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
     )
     assert report.returncode == 0, report.stderr
     assert pq.read_table(run_dir / "trials.parquet").to_pylist() == rows
+    assert (run_dir / "report.html").exists() and (run_dir / "figures").is_dir()
+
+    # the tables as users read them: pandas and DuckDB
+    import duckdb
+    import pandas as pd
+
+    frame = pd.read_parquet(run_dir / "trials.parquet")
+    assert list(frame["number"]) == [0, 1, 2]
+    best = duckdb.sql(
+        f"SELECT number, value FROM '{run_dir / 'trials.parquet'}' ORDER BY value DESC LIMIT 1"
+    ).fetchone()
+    assert best == (max(rows, key=lambda r: r["value"])["number"], max(r["value"] for r in rows))
+    epochs = duckdb.sql(f"SELECT count(*) FROM '{run_dir / 'curves.parquet'}'").fetchone()
+    assert epochs == (6,)
 
 
 @pytest.mark.slow

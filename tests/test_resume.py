@@ -285,3 +285,39 @@ def _finished(storage: str) -> int:
     except Exception:  # not created yet
         return 0
     return finished_count(study)
+
+
+def grow(config):
+    from ray import tune
+
+    for epoch in range(1, config["train"]["epochs"] + 1):
+        tune.report({"score": config["x"] * epoch})
+
+
+@pytest.mark.slow
+def test_resume_with_more_trials_and_a_new_fixed_value(ray_local, tmp_path):
+    from search import resume_search, run_search
+
+    data = {**SPACE, "budget": {"trials": 3, "epochs": 2, "concurrency": 2}}
+    data["study"] = {**SPACE["study"], "pruner": {"name": "none"}}
+    spec = parse_spec(data, source="a.yaml", builtin_trainable=False)
+    run_search(spec, out=tmp_path / "run", trainable=grow, verbose=False)
+    edited = {
+        **data,
+        "budget": {**data["budget"], "trials": 5},
+        "params": {**data["params"], "tag": {"type": "fixed", "value": "b"}},
+    }
+    spec2 = parse_spec(edited, source="b.yaml", builtin_trainable=False)
+    result = resume_search(tmp_path / "run", spec=spec2, trainable=grow, verbose=False)
+    study = optuna.load_study(study_name="toy", storage=result.storage)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert [t.user_attrs["fixed/tag"] for t in trials] == ["a", "a", "a", "b", "b"]
+    assert [t.user_attrs["tune_experiment"] for t in trials] == ["tune"] * 3 + ["tune.1"] * 2
+    assert (tmp_path / "run" / "spec.0.yaml").exists()  # the spec it ran with before
+    assert yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["budget"]["trials"] == 5
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    assert [r["value"] for r in rows] == pytest.approx([2 * t.params["x"] for t in trials])
+    # nothing left to do: a second resume runs no trial and changes nothing
+    again = resume_search(tmp_path / "run", trainable=grow, verbose=False)
+    assert again.states == {"COMPLETE": 5}
