@@ -94,12 +94,12 @@ def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
 
     frame = pd.read_parquet(run_dir / "trials.parquet")
     assert list(frame["number"]) == [0, 1, 2]
-    best = duckdb.sql(
+    (best,) = duckdb.sql(
         f"SELECT number, value FROM '{run_dir / 'trials.parquet'}' ORDER BY value DESC LIMIT 1"
-    ).fetchone()
+    ).fetchall()
     assert best == (max(rows, key=lambda r: r["value"])["number"], max(r["value"] for r in rows))
-    epochs = duckdb.sql(f"SELECT count(*) FROM '{run_dir / 'curves.parquet'}'").fetchone()
-    assert epochs == (6,)
+    epochs = duckdb.sql(f"SELECT count(*) FROM '{run_dir / 'curves.parquet'}'").fetchall()
+    assert epochs == [(6,)]
 
 
 @pytest.mark.slow
