@@ -51,6 +51,9 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
         + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         + ")",
     ]
+    interrupted = sum(1 for r in rows if r.get("resumed_from") is not None)
+    if interrupted:
+        lines[-1] += f"; {interrupted} of the failed were interrupted and re-run"
     complete = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
     complete.sort(key=lambda r: r["value"], reverse=direction == "maximize")
     params = [k for k in (rows[0] if rows else {}) if k.startswith("param/")]

@@ -23,6 +23,7 @@ class ProgressPrinter(Callback):
         mode: ``max`` or ``min``.
         total: the trial budget.
         done: trials already finished (a resumed run).
+        best: ``(value, trial number)`` of the best trial so far (a resumed run).
         stream: where to print (stdout by default).
     """
 
@@ -34,6 +35,7 @@ class ProgressPrinter(Callback):
         mode: str,
         total: int,
         done: int = 0,
+        best: tuple[float, int] | None = None,
         stream: TextIO | None = None,
     ) -> None:
         self.bridge = bridge
@@ -45,7 +47,7 @@ class ProgressPrinter(Callback):
         self.running: set[str] = set()
         self.started: set[str] = set()
         self.finished, self.failed = done, 0
-        self.best: tuple[float, int] | None = None
+        self.best: tuple[float, int] | None = best
 
     def _print(self, event: str) -> None:
         pruned = len(self.bridge.pruned)
@@ -81,7 +83,7 @@ class ProgressPrinter(Callback):
             )
             if better:
                 self.best = (float(value), self._number(trial))
-        epoch = result.get("training_iteration", 0)
+        epoch = self.bridge.step(trial.trial_id, int(result.get("training_iteration", 0)))
         what = "pruned" if pruned else "finished"
         self._print(f"trial {self._number(trial)} {what} @ epoch {epoch}")
 

@@ -449,6 +449,7 @@ def _fit(
                 mode=modes[0],
                 total=spec.budget.trials,
                 done=finished_count(bridge.study),
+                best=_best_so_far(bridge.study),
             )
         )
     callbacks += logger_callbacks(spec, run_dir)
@@ -482,6 +483,16 @@ def _fit(
         ),
     )
     tuner.fit()
+
+
+def _best_so_far(study: optuna.Study) -> tuple[float, int] | None:
+    """The primary objective's best completed value and trial (for a resumed run's progress)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    best = pick(complete, key=lambda t: t.values[0])
+    return best.values[0], best.number
 
 
 def _finish(run_dir: Path, spec: SearchSpec, *, verbose: bool) -> RunResult:
