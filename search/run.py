@@ -211,6 +211,8 @@ def run_search(
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
         base, dataset = _builtin_dataset(spec)
+    _init_ray(address, num_cpus=num_cpus)
+    check_resources(spec)  # before anything is written: Tune would wait forever
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = resolve_storage_url(spec.study.storage, run_dir)
     resolved = dataclasses.replace(spec, study=dataclasses.replace(spec.study, storage=storage))
@@ -230,7 +232,6 @@ def run_search(
     for point in spec.study.enqueue:  # configurations to run first (e.g. the paper's defaults)
         bridge.study.enqueue_trial(dict(point), skip_if_exists=True)
     bridge.study  # noqa: B018 - create the study before any trial starts
-    _init_ray(address, num_cpus=num_cpus)
     if trainable is None:
         from trainables.loop import random_init_metrics
 
@@ -354,8 +355,29 @@ def resume_search(
         info["experiments"] = [*experiments, experiment]
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
         _init_ray(address, num_cpus=num_cpus)
+        check_resources(spec)
         _fit(spec, run_dir, bridge, trainable, dataset, trials=remaining, verbose=verbose)
     return _finish(run_dir, spec, verbose=verbose)
+
+
+def check_resources(spec: SearchSpec) -> None:
+    """Refuse a trial size no node of the Ray cluster can ever hold (Tune would wait forever).
+
+    Raises:
+        RunError: naming what a trial asks for and what the largest nodes have.
+    """
+    import ray
+
+    need = {"CPU": spec.budget.cpu, "GPU": spec.budget.gpu}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
+        return
+    have = "; ".join(f"{node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU" for node in nodes)
+    raise RunError(
+        f"no node of the Ray cluster can run a trial: each asks for {need['CPU']:g} CPU and "
+        f"{need['GPU']:g} GPU (budget/resources), the nodes have: {have or 'none'}. "
+        "Lower budget/resources or add a node that has them."
+    )
 
 
 def logger_callbacks(spec: SearchSpec, run_dir: Path) -> list[Any]:
@@ -479,7 +501,8 @@ def _fit(
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=None if isinstance(scheduler, PBTScheduler) else 1
             ),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # retried from the last checkpoint, on any node (a lost node, a CUDA OOM)
+            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         ),
     )
     tuner.fit()

@@ -194,13 +194,15 @@ class StudySpec:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much to run: trials, epochs per trial, concurrency, resources per trial."""
+    """How much to run: trials, epochs per trial, concurrency, resources per trial,
+    and how often Tune retries a trial that failed (from its last checkpoint)."""
 
     trials: int = 20
     epochs: int = 30
     concurrency: int = 2
     cpu: float = 1.0
     gpu: float = 0.0
+    max_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,7 @@ class SearchSpec:
                 "epochs": self.budget.epochs,
                 "concurrency": self.budget.concurrency,
                 "resources": {"cpu": self.budget.cpu, "gpu": self.budget.gpu},
+                **({"max_failures": self.budget.max_failures} if self.budget.max_failures else {}),
             },
             "params": params,
         }
@@ -861,8 +864,17 @@ def _parse_budget(raw: Any, problems: _Problems) -> Budget:
     if not isinstance(raw, Mapping):
         problems.add(("budget",), "budget", "expected a mapping")
         return default
-    for k, message in _unknown(raw.keys(), ("trials", "epochs", "concurrency", "resources")):
+    valid = ("trials", "epochs", "concurrency", "resources", "max_failures")
+    for k, message in _unknown(raw.keys(), valid):
         problems.add(("budget", k), f"budget/{k}", message)
+    retries = raw.get("max_failures", default.max_failures)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        problems.add(
+            ("budget", "max_failures"),
+            "budget/max_failures",
+            f"expected an integer >= 0 (retries of a failed trial), got {retries!r}",
+        )
+        retries = default.max_failures
     values: dict[str, Any] = {}
     for key in ("trials", "epochs", "concurrency"):
         value = raw.get(key, getattr(default, key))
@@ -892,7 +904,7 @@ def _parse_budget(raw: Any, problems: _Problems) -> Budget:
             )
             value = getattr(default, key)
         values[key] = float(value)
-    return Budget(**values)
+    return Budget(**values, max_failures=retries)
 
 
 def _check_grid_and_objectives(
