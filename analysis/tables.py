@@ -92,33 +92,29 @@ def _study_ref(run_dir: Path) -> tuple[str, str]:
     return storage, name
 
 
-def _iter_results(path: Path) -> Iterable[dict[str, Any]]:
+def _iter_results(text: str | None) -> Iterable[dict[str, Any]]:
     """Rows of a Tune ``result.json``; a half-written last line is skipped."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-    except OSError:
-        return
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
 
 
 def read_curves(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Tune trial id -> its reported rows (one per epoch, restarts de-duplicated).
 
-    Reads every Tune experiment of the run: ``tune`` and the ``tune.N`` of each resume.
+    Reads every Tune experiment of the run: ``tune`` and the ``tune.N`` of each
+    resume, in the run directory or under its ``--storage-path``.
     """
+    from analysis.results import read_text, result_files
+
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    files = sorted(run_dir.glob("tune/*/result.json")) + sorted(
-        run_dir.glob("tune.*/*/result.json")
-    )
-    for result_file in files:
-        for row in _iter_results(result_file):
+    for result_file in result_files(run_dir):
+        for row in _iter_results(read_text(result_file)):
             trial_id, epoch = row.get("trial_id"), row.get("training_iteration")
             if trial_id is None or epoch is None:
                 continue

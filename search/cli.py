@@ -65,7 +65,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{spec.budget.epochs} epochs, {spec.budget.concurrency} at a time -> {out}",
         flush=True,
     )
-    run_search(spec, out=out, address=args.address, trainable=trainable)
+    run_search(
+        spec, out=out, address=args.address, trainable=trainable, storage_path=args.storage_path
+    )
     return 0
 
 
@@ -175,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="override budget.epochs")
     run.add_argument("--concurrency", type=int, help="override budget.concurrency")
     run.add_argument("--address", help="attach to this Ray cluster (auto, ray://host:port)")
+    run.add_argument(
+        "--storage-path",
+        metavar="URI",
+        help="Tune experiment + checkpoints here (shared file system, s3://...), not in --out",
+    )
     run.add_argument(
         "--trainable",
         metavar="MODULE:FUNCTION",

@@ -32,6 +32,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from analysis.results import experiments_root, is_dir, join, read_text
+
 __all__ = [
     "RESUME_KEY",
     "Recovery",
@@ -61,43 +63,41 @@ class Recovery:
     rerun: tuple[tuple[int, int, int], ...] = ()
 
 
-def _rows(result_file: Path) -> list[dict[str, Any]]:
+def _rows(directory: str | None) -> list[dict[str, Any]]:
     rows = []
-    try:
-        with result_file.open(encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:  # the line a kill cut short
-                    continue
-    except OSError:
-        pass
+    text = read_text(join(directory, "result.json")) if directory else None
+    for line in (text or "").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the line a kill cut short
+            continue
     return rows
 
 
-def trial_dir(run_dir: Path, trial: FrozenTrial) -> Path | None:
-    """The Tune trial directory of an Optuna trial (None before Tune started it)."""
+def trial_dir(run_dir: Path, trial: FrozenTrial) -> str | None:
+    """The Tune trial directory (path or URI) of an Optuna trial (None before Tune started it)."""
     tune_id = trial.user_attrs.get("tune_trial_id")
     experiment = trial.user_attrs.get("tune_experiment", "tune")
     if not tune_id:
         return None
-    return run_dir / experiment / f"trial_{tune_id}"
+    return join(experiments_root(run_dir), experiment, f"trial_{tune_id}")
 
 
-def latest_checkpoint(directory: Path | None) -> tuple[Path, int] | None:
-    """The newest complete checkpoint of a Tune trial dir and its iteration.
+def latest_checkpoint(directory: str | Path | None) -> tuple[str, int] | None:
+    """The newest complete checkpoint (path or URI) of a Tune trial dir and its iteration.
 
     Example:
-        >>> latest_checkpoint(Path("no/such/trial")) is None
+        >>> latest_checkpoint("no/such/trial") is None
         True
     """
     if directory is None:
         return None
+    directory = str(directory)
     found = None
-    for row in _rows(directory / "result.json"):
+    for row in _rows(directory):
         name, step = row.get("checkpoint_dir_name"), row.get("training_iteration")
-        if name and step is not None and (directory / name).is_dir():
-            found = (directory / name, int(step))
+        if name and step is not None and is_dir(join(directory, name)):
+            found = (join(directory, name), int(step))
     return found
 
 
@@ -155,7 +155,7 @@ def recover_study(
         twin = twins.pop(trial.number, None)
         directory = trial_dir(run_dir, trial)
         offset = int(trial.user_attrs.get("resume_step", 0))
-        rows = _rows(directory / "result.json") if directory else []
+        rows = _rows(directory)
         values = _final_values(rows, offset, metrics, epochs)
         if "pruned_at" in trial.user_attrs:
             state, values = TrialState.PRUNED, None
@@ -232,7 +232,7 @@ def resumable(trainable: Callable[..., Any]) -> Callable[..., Any]:
                         "this Ray version's session has no loaded_checkpoint; "
                         "cannot resume an interrupted trial from its checkpoint"
                     )
-                session.loaded_checkpoint = tune.Checkpoint.from_directory(resume["path"])
+                session.loaded_checkpoint = tune.Checkpoint(resume["path"])  # path or URI
         return trainable(config, *args, **kwargs)
 
     return wrapper

@@ -182,6 +182,9 @@ def run_search(
     address: str | None = None,
     num_cpus: int | None = None,
     verbose: bool = True,
+    storage_path: str | None = None,
+    reuse_actors: bool = True,
+    share_dataset: bool = True,
 ) -> RunResult:
     """Run the study declared by ``spec`` into the run directory ``out``.
 
@@ -193,6 +196,14 @@ def run_search(
         address: an existing Ray cluster to attach to; a local Ray otherwise.
         num_cpus: CPUs of the local Ray (default: all).
         verbose: print progress and the final summary.
+        storage_path: where the Tune experiment and its checkpoints go, for a
+            multi-node cluster: a shared file system or any URI Ray accepts
+            (``s3://bucket/runs``); the run's are under ``storage_path/<out's name>``.
+            Default: inside ``out``.
+        reuse_actors: let a finished trial's Ray actor run the next trial (default;
+            a fresh process costs seconds of imports). Off only to measure that.
+        share_dataset: put the built-in trainable's dataset in Ray's object store
+            once (default); off, every trial decodes it again (to measure that).
 
     Returns:
         A :class:`RunResult`; the study, Tune results and Parquet tables are in ``out``.
@@ -223,6 +234,9 @@ def run_search(
                 "builtin_trainable": trainable is None,
                 "trainable": None if trainable is None else _trainable_ref(trainable),
                 "experiments": [TUNE_DIR],
+                "storage_path": (
+                    f"{storage_path.rstrip('/')}/{run_dir.name}" if storage_path else None
+                ),
             },
             indent=2,
         ),
@@ -239,7 +253,16 @@ def run_search(
             print("measuring the random-init baseline of the encoder ...", flush=True)
         baseline = random_init_metrics(base, dataset)
         (run_dir / BASELINE_FILE).write_text(json.dumps(baseline, indent=2), encoding="utf-8")
-    _fit(resolved, run_dir, bridge, trainable, dataset, trials=spec.budget.trials, verbose=verbose)
+    _fit(
+        resolved,
+        run_dir,
+        bridge,
+        trainable,
+        dataset if share_dataset else None,
+        trials=spec.budget.trials,
+        verbose=verbose,
+        reuse_actors=reuse_actors,
+    )
     return _finish(run_dir, resolved, verbose=verbose)
 
 
@@ -419,10 +442,12 @@ def _fit(
     *,
     trials: int,
     verbose: bool,
+    reuse_actors: bool = True,
 ) -> None:
     """One Tune experiment of ``trials`` trials, sampled and pruned through ``bridge``."""
     from ray import tune
 
+    from analysis.results import experiments_root
     from search.progress import ProgressPrinter
     from search.pruning import ASHAScheduler, OptunaPruningScheduler, PBTScheduler
     from search.recover import finished_count, resumable
@@ -459,7 +484,10 @@ def _fit(
     if trainable is None:
         from trainables.trainable import train_trial
 
-        trainable = tune.with_parameters(resumable(train_trial), dataset=dataset)
+        if dataset is not None:  # in the object store once, read by every trial
+            trainable = tune.with_parameters(resumable(train_trial), dataset=dataset)
+        else:  # each trial decodes its data itself
+            trainable = resumable(train_trial)
     else:
         trainable = resumable(trainable)
     callbacks = []
@@ -485,7 +513,7 @@ def _fit(
             max_concurrent_trials=spec.budget.concurrency,
             # Under PBT, reused function-trainable actors lost rows of result.json
             # (Ray 2.60, tests/test_pbt.py): PBT trials get fresh actors.
-            reuse_actors=not isinstance(scheduler, PBTScheduler),
+            reuse_actors=reuse_actors and not isinstance(scheduler, PBTScheduler),
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
             metric=metrics[0],
@@ -493,7 +521,7 @@ def _fit(
         ),
         run_config=tune.RunConfig(
             name=bridge.experiment,
-            storage_path=str(run_dir),
+            storage_path=experiments_root(run_dir),
             verbose=0,
             callbacks=callbacks,
             # PBT clones other trials' checkpoints: Tune deleting old ones under it

@@ -85,9 +85,10 @@ def test_latest_checkpoint_needs_a_logged_row(tmp_path):
         {"training_iteration": 2, "checkpoint_dir_name": "checkpoint_000001"},
     ]
     _write_rows(d, rows)
-    assert latest_checkpoint(d) == (d / "checkpoint_000001", 2)
+    assert latest_checkpoint(d) == (str(d / "checkpoint_000001"), 2)
     (d / "checkpoint_000001").rmdir()  # num_to_keep removed it: the row alone is not enough
-    assert latest_checkpoint(d) == (d / "checkpoint_000000", 1)
+    assert latest_checkpoint(d) == (str(d / "checkpoint_000000"), 1)
+    assert latest_checkpoint(d.as_uri()) == (d.as_uri() + "/checkpoint_000000", 1)  # a URI
     assert latest_checkpoint(tmp_path / "nothing") is None
 
 
@@ -195,14 +196,19 @@ def test_resume_refuses_an_edited_distribution_with_a_diff(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume(tmp_path):
-    """Five interrupts (one Ctrl-C, four SIGKILLs of the driver), then a resume to the end."""
+    """Five interrupts (one Ctrl-C, four SIGKILLs of the driver), then a resume to the end.
+
+    The Tune experiments live under ``--storage-path`` (a file:// URI), not in the run
+    directory, so resume and the tables find checkpoints and logs through it."""
     (tmp_path / "toy_trainable.py").write_text(TOY, encoding="utf-8")
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE), encoding="utf-8")
     storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     rng = random.Random(7)
     seen: dict[int, tuple[str, float | None]] = {}  # finished trial -> (state, value) when seen
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    shared = (tmp_path / "shared").as_uri()  # Tune's experiments on "shared storage", by URI
     cmd = ["run", "space.yaml", "--trainable", "toy_trainable:train", "--out", "run"]
+    cmd += ["--storage-path", shared]
     for round_ in range(5):
         proc = subprocess.Popen(
             [sys.executable, "-m", "search", *cmd],
@@ -273,6 +279,8 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
         after = [c for c in mine if c["epoch"] > step]
         assert [c["epoch"] for c in mine] == sorted({c["epoch"] for c in mine})
         assert all(c["started_at"] == step for c in after)
+    assert not (tmp_path / "run" / "tune").exists()
+    assert sorted(p.name for p in (tmp_path / "shared" / "run").iterdir())[:2] == ["tune", "tune.1"]
     print(
         f"interrupted {len(interrupted)}, re-run from a checkpoint {len(from_checkpoint)}",
         file=sys.stderr,

@@ -1,0 +1,90 @@
+"""Where a run's Tune experiments are, and reading them (local paths or any pyarrow URI).
+
+By default the Tune experiments (``tune``, ``tune.1`` ... one per session) are
+inside the run directory. With ``--storage-path URI`` (a shared file system or
+any URI Ray accepts: ``s3://``, ``gs://``, ``file://``) they are under
+``URI/<run directory name>``, recorded in ``RUN_DIR/run.json``; the tables, the
+report and ``resume`` read them from there through ``pyarrow.fs``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+__all__ = ["experiments_root", "is_dir", "join", "read_text", "result_files"]
+
+
+def experiments_root(run_dir: str | Path) -> str:
+    """The directory (or URI) that holds the run's Tune experiments.
+
+    Example:
+        >>> experiments_root("/no/such/run")
+        '/no/such/run'
+    """
+    run_dir = Path(run_dir)
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    return info.get("storage_path") or str(run_dir.resolve())
+
+
+def _fs(location: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in location:
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), location
+
+
+def join(location: str, *parts: str) -> str:
+    """``location/part/...`` for a path or a URI."""
+    return "/".join([location.rstrip("/"), *parts])
+
+
+def read_text(location: str) -> str | None:
+    """The file's text, or None when it does not exist (yet)."""
+    fs, path = _fs(location)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read().decode("utf-8", errors="replace")
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def is_dir(location: str) -> bool:
+    fs, path = _fs(location)
+    try:
+        return fs.get_file_info(path).type == pafs.FileType.Directory
+    except OSError:
+        return False
+
+
+def result_files(run_dir: str | Path) -> list[str]:
+    """Every trial's ``result.json`` of every Tune experiment of the run, in session order."""
+    root = experiments_root(run_dir)
+    fs, base = _fs(root)
+    try:
+        experiments = [
+            info.base_name
+            for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+            if info.type == pafs.FileType.Directory
+            and (info.base_name == "tune" or info.base_name.startswith("tune."))
+        ]
+    except OSError:
+        return []
+
+    def session(name: str) -> int:
+        suffix = name.partition(".")[2]
+        return int(suffix) if suffix.isdigit() else 0
+
+    out = []
+    for name in sorted(experiments, key=session):
+        selector = pafs.FileSelector(join(base, name), allow_not_found=True)
+        for info in sorted(fs.get_file_info(selector), key=lambda i: i.base_name):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("trial_"):
+                candidate = join(root, name, info.base_name, "result.json")
+                if fs.get_file_info(join(info.path, "result.json")).type == pafs.FileType.File:
+                    out.append(candidate)
+    return out

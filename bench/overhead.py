@@ -1,0 +1,156 @@
+"""What the search stack costs: the same trials under sslsearch vs the bare training loop.
+
+Part 1 — overhead. The same 6 short trials (MAE on digits, a grid over the
+masking ratio x 2 seeds, 6 epochs, kNN every 3) run (a) bare: the training
+loop of ``trainables.loop`` in a plain process pool of 2, one thread each, the
+data decoded once per process; (b) under sslsearch: Ray Tune, the Optuna
+sampler and pruner, SQLite, checkpoints every epoch, 2 trials at a time. The
+ratio is taken on the trials' span (first start to last end); the whole
+``run_search`` call, which also measures the random-init baseline and writes
+the tables and the report, is printed too. Goal: <= 1.10.
+
+Part 2 — start-up per trial. 1-epoch trials on 2,000 generated shapes (slow to
+generate, so where the data is decoded shows) with and without the dataset in
+Ray's object store, and with and without actor reuse.
+
+The last lines are ``RESULT name=value``. Interleaved, one run each.
+
+    python bench/overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import torch
+
+from search import run_search
+from search.storage import open_storage
+from spaces import parse_spec
+from spaces.compile import trial_config
+
+BASE = {
+    "description": "overhead benchmark",
+    "study": {
+        "name": "overhead",
+        "objective": {"metric": "knn_top1", "direction": "maximize"},
+        "sampler": {"name": "grid", "seed": 0, "repeats": 2},
+        "pruner": {"name": "none"},
+    },
+    "budget": {"epochs": 6, "concurrency": 2, "resources": {"cpu": 1}},
+    "data": {"name": "digits", "val_fraction": 0.25, "seed": 0},
+    "model": {"name": "vit_digits"},
+    "loss": {"name": "mae"},
+    "probe": {"names": ["knn"], "every": 3},
+    "train": {"threads": 1},
+    "params": {"mask/ratio": {"type": "grid", "values": [0.5, 0.6, 0.75]}},
+}
+
+
+_DATA: dict = {}
+
+
+def _bare_trial(config: dict) -> float:
+    from trainables.config import TrialConfig
+    from trainables.data import load_dataset
+    from trainables.loop import Trainer, run_epochs
+
+    torch.set_num_threads(1)
+    cfg = TrialConfig.from_dict(config)
+    if cfg.data not in _DATA:  # decoded once per worker process
+        _DATA[cfg.data] = load_dataset(cfg.data)
+    trainer = Trainer(cfg, _DATA[cfg.data])
+    score = float("nan")
+    with tempfile.TemporaryDirectory() as d:
+        for metrics in run_epochs(trainer):
+            trainer.save(d)  # the same checkpoint per epoch as under Tune
+            score = metrics.get("knn_top1", score)
+    return score
+
+
+def bare(spec) -> float:
+    configs = []
+    for ratio in (0.5, 0.6, 0.75):
+        for repeat in range(2):
+            configs.append(trial_config(spec, {"mask/ratio": ratio, "train/seed": repeat}))
+    start = time.perf_counter()
+    with mp.get_context("spawn").Pool(2) as pool:
+        pool.map(_bare_trial, configs, chunksize=1)
+    return time.perf_counter() - start
+
+
+def _span(out: Path, name: str) -> float:
+    study = optuna.load_study(
+        study_name=name, storage=open_storage(f"sqlite:///{out / 'study.db'}")
+    )
+    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+    first = min(t.datetime_start for t in trials)
+    last = max(t.datetime_complete for t in trials)
+    return (last - first).total_seconds()
+
+
+def searched(spec, out: Path, **options) -> tuple[float, float]:
+    start = time.perf_counter()
+    run_search(spec, out=out, verbose=False, **options)
+    total = time.perf_counter() - start
+    return _span(out, spec.study.name), total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 epochs, start-up part skipped")
+    args = parser.parse_args()
+    data = dict(BASE)
+    if args.quick:
+        data["budget"] = {**BASE["budget"], "epochs": 2}
+        data["probe"] = {**BASE["probe"], "every": 1}
+    spec = parse_spec(data, source="overhead")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    root = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    bare_s = bare(spec)
+    span, total = searched(spec, root / "searched")
+    print(f"6 trials x {spec.budget.epochs} epochs, 2 at a time:")
+    print(f"  bare loop (process pool of 2)   {bare_s:6.1f} s")
+    print(f"  sslsearch, trials' span         {span:6.1f} s  ({span / bare_s:.2f}x)")
+    print(f"  sslsearch, whole run_search     {total:6.1f} s  ({total / bare_s:.2f}x)")
+    print(f"RESULT overhead_ratio={span / bare_s:.3f}")
+    print(f"RESULT overhead_ratio_whole_run={total / bare_s:.3f}")
+    if args.quick:
+        return
+
+    shapes = dict(BASE)
+    shapes.update(
+        study={**BASE["study"], "name": "startup"},
+        budget={"epochs": 1, "concurrency": 2, "resources": {"cpu": 1}},
+        data={"name": "shapes", "options": {"count": 2000, "image_size": 16}},
+        probe={"names": ["knn"], "every": 1},
+        optim={"batch_size": 256},
+    )
+    spec = parse_spec(shapes, source="startup")
+    variants = {
+        "object store + actor reuse": {},
+        "object store, no actor reuse": {"reuse_actors": False},
+        "data decoded per trial + reuse": {"share_dataset": False},
+    }
+    spans = {}
+    for i, (name, options) in enumerate(variants.items()):
+        span, _ = searched(spec, root / f"startup{i}", **options)
+        spans[name] = span
+    base = spans["object store + actor reuse"]
+    print("6 one-epoch trials on 2,000 shapes, 2 at a time (trials' span):")
+    for name, span in spans.items():
+        extra = (span - base) / 3  # 6 trials, 2 at a time: 3 rounds
+        print(f"  {name:<32} {span:6.1f} s   {extra:+5.2f} s per trial vs the default")
+        key = name.replace(" + ", "_").replace(", ", "_").replace(" ", "_")
+        print(f"RESULT startup_{key}_s={span:.2f}")
+
+
+if __name__ == "__main__":
+    main()
