@@ -62,9 +62,10 @@ def _bare_trial(config: dict) -> float:
 
     torch.set_num_threads(1)
     cfg = TrialConfig.from_dict(config)
-    if cfg.data not in _DATA:  # decoded once per worker process
-        _DATA[cfg.data] = load_dataset(cfg.data)
-    trainer = Trainer(cfg, _DATA[cfg.data])
+    key = repr(cfg.data)
+    if key not in _DATA:  # decoded once per worker process
+        _DATA[key] = load_dataset(cfg.data)
+    trainer = Trainer(cfg, _DATA[key])
     score = float("nan")
     with tempfile.TemporaryDirectory() as d:
         for metrics in run_epochs(trainer):
