@@ -239,6 +239,7 @@ class PBTScheduler(PopulationBasedTraining):
             log_config=False,
         )
         self.bridge = bridge
+        self.max_t = spec.budget.epochs
         self.mutated = pbt_mutated(spec)
         self.bounds = {p.name: p for p in spec.params if isinstance(p, FloatParam | IntParam)}
         self.seed = options.get("seed", spec.study.sampler.options.get("seed"))
@@ -285,6 +286,9 @@ class PBTScheduler(PopulationBasedTraining):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The reported value is ignored")
                 ot.report(float(value), self.bridge.step(trial.trial_id, int(step)))
+        if step is not None and self.bridge.step(trial.trial_id, int(step)) >= self.max_t:
+            # the trial's last epoch: exploiting now would only restart a finished trial
+            return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
     def _exploit(self, tune_controller: Any, trial: Trial, trial_to_clone: Trial) -> None:

@@ -178,8 +178,11 @@ def recover_study(
             path, step = trial.user_attrs["resume_checkpoint"], offset
         else:
             path, step = "", 0
+        # a trial killed between ask and sampling has no params yet: keep what it was
+        # enqueued with (itself a re-run, or a seeded configuration)
+        params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
         study.enqueue_trial(
-            dict(trial.params),
+            params,
             user_attrs={
                 "resumed_from": trial.number,
                 "resume_checkpoint": path,

@@ -106,6 +106,8 @@ def test_recover_settles_each_kind_of_stale_trial(tmp_path):
             t.report(step / 10, step)
         stale[name] = t
     stale["pruned"].set_user_attr("pruned_at", 3)
+    study.enqueue_trial({"x": 0.3})  # a seeded configuration, killed right after ask()
+    unsampled = study.ask()
     tune = tmp_path / "tune"
     _write_rows(
         tune / "trial_final",
@@ -131,7 +133,9 @@ def test_recover_settles_each_kind_of_stale_trial(tmp_path):
     assert by_number[stale["final"].number].value == 1.0
     assert by_number[done.number].value == 0.5  # finished trials untouched
     reruns = {old: (new, step) for old, new, step in recovery.rerun}
-    assert set(reruns) == {stale[n].number for n in ("checkpointed", "fresh", "unstarted")}
+    assert set(reruns) == {stale[n].number for n in ("checkpointed", "fresh", "unstarted")} | {
+        unsampled.number
+    }
     for name, step in (("checkpointed", 2), ("fresh", 0), ("unstarted", 0)):
         old = by_number[stale[name].number]
         new_number, got_step = reruns[old.number]
@@ -144,6 +148,8 @@ def test_recover_settles_each_kind_of_stale_trial(tmp_path):
         assert got_step == step == new.user_attrs["resume_step"]
     ckpt = by_number[reruns[stale["checkpointed"].number][0]].user_attrs["resume_checkpoint"]
     assert ckpt == str(tune / "trial_checkpointed" / "checkpoint_000001")
+    new_number = next(new for old, new, _ in recovery.rerun if old == unsampled.number)
+    assert by_number[new_number].system_attrs["fixed_params"] == {"x": 0.3}
     # COMPLETE 2 + PRUNED 1; the interrupted FAILs do not count against the budget
     assert finished_count(study) == 3
 
@@ -259,8 +265,8 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     assert interrupted, "no trial was interrupted: the test did not test resume"
     reruns = {t.user_attrs["resumed_from"]: t for t in trials if "resumed_from" in t.user_attrs}
     assert sorted(reruns) == [t.number for t in interrupted]  # each re-run once, no duplicates
-    for t in interrupted:
-        assert reruns[t.number].params == t.params
+    for t in interrupted:  # (a trial killed before sampling keeps what it was enqueued with)
+        assert reruns[t.number].params == {**t.system_attrs.get("fixed_params", {}), **t.params}
     for t in trials:
         if t.state == TrialState.COMPLETE:  # the deterministic curve's end, resumed or not
             assert t.value == pytest.approx(t.params["x"])
