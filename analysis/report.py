@@ -115,9 +115,7 @@ def _spent(study: optuna.Study, trial_rows: list[dict], epochs: int) -> dict[str
     used = sum(r["epochs"] or 0 for r in trial_rows)
     counted = [r for r in trial_rows if not (r["fail_reason"] or "").startswith("interrupted")]
     full = len(counted) * epochs
-    trial_time = sum(
-        r.get("final/trial_time_s") or 0.0 for r in trial_rows if r.get("final/trial_time_s")
-    )
+    trial_time = sum(r.get("final/trial_time_s") or 0.0 for r in trial_rows)
     return {
         "trials": len(counted),
         "states": {
@@ -132,7 +130,7 @@ def _spent(study: optuna.Study, trial_rows: list[dict], epochs: int) -> dict[str
 
 def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str | None]:
     """The parameters to draw sweep curves for, and the categorical to split lines by."""
-    from spaces.schema import CategoricalParam, FixedParam, FloatParam, GridParam, IntParam
+    from spaces.schema import CategoricalParam, FloatParam, GridParam, IntParam
 
     grid = [
         p.name
@@ -153,7 +151,6 @@ def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str
             and not p.when
             and p.name not in xs
             and 1 < len(getattr(p, "choices", getattr(p, "values", ()))) <= 6
-            and not isinstance(p, FixedParam)
         ),
         None,
     )

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["experiments_root", "is_dir", "join", "read_text", "result_files"]
+__all__ = ["experiments_root", "is_dir", "join", "read_text", "result_files", "result_rows"]
 
 
 def experiments_root(run_dir: str | Path) -> str:
@@ -51,6 +52,24 @@ def read_text(location: str) -> str | None:
             return f.read().decode("utf-8", errors="replace")
     except (FileNotFoundError, OSError):
         return None
+
+
+def result_rows(location: str) -> list[dict[str, Any]]:
+    """The rows of a Tune ``result.json`` (path or URI); a half-written last line is skipped.
+
+    Example:
+        >>> result_rows("/no/such/result.json")
+        []
+    """
+    rows = []
+    for line in (read_text(location) or "").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the line a kill cut short
+            continue
+    return rows
 
 
 def is_dir(location: str) -> bool:

@@ -92,29 +92,17 @@ def _study_ref(run_dir: Path) -> tuple[str, str]:
     return storage, name
 
 
-def _iter_results(text: str | None) -> Iterable[dict[str, Any]]:
-    """Rows of a Tune ``result.json``; a half-written last line is skipped."""
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            continue
-
-
 def read_curves(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Tune trial id -> its reported rows (one per epoch, restarts de-duplicated).
 
     Reads every Tune experiment of the run: ``tune`` and the ``tune.N`` of each
     resume, in the run directory or under its ``--storage-path``.
     """
-    from analysis.results import read_text, result_files
+    from analysis.results import result_files, result_rows
 
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for result_file in result_files(run_dir):
-        for row in _iter_results(read_text(result_file)):
+        for row in result_rows(result_file):
             trial_id, epoch = row.get("trial_id"), row.get("training_iteration")
             if trial_id is None or epoch is None:
                 continue

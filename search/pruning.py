@@ -63,7 +63,43 @@ def _record_pruned(bridge: StudyBridge, trial: Trial, step: int) -> None:
         main.set_user_attr("pruned_at", step)
 
 
-class OptunaPruningScheduler(FIFOScheduler):
+def _report(bridge: StudyBridge, trial: Trial, value: float, iteration: int) -> tuple[int, Any]:
+    """Report ``value`` at the trial's epoch to the trial that pruning judges.
+
+    The epoch is Tune's iteration plus any epochs inherited from a checkpoint.
+    A trial restarted from a checkpoint (a retry, a PBT clone) reports some
+    epochs again; Optuna keeps the first value of a step, silently here.
+
+    Returns:
+        ``(epoch, the Optuna trial reported to)``; the trial is None once finished.
+    """
+    step = bridge.step(trial.trial_id, iteration)
+    ot = bridge.pruning_trial(trial.trial_id)
+    if ot is not None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The reported value is ignored")
+            ot.report(value, step)
+    return step, ot
+
+
+class _StudyHooks:
+    """What every scheduler of a run does beside its own decisions.
+
+    Tune's metric/mode come from the spec (never refused), and a trial's error
+    is kept for the searcher, which hears of it after the scheduler.
+    """
+
+    bridge: StudyBridge
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self.bridge.errors[trial.trial_id] = error_reason(trial)
+        super().on_trial_error(tune_controller, trial)  # type: ignore[misc]
+
+
+class OptunaPruningScheduler(_StudyHooks, FIFOScheduler):
     """Stop Tune trials that the study's Optuna pruner prunes.
 
     Args:
@@ -76,14 +112,6 @@ class OptunaPruningScheduler(FIFOScheduler):
         self.bridge = bridge
         self._metric = metric
 
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        return True
-
-    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        # Called before the searcher hears of the error: keep the reason for it.
-        self.bridge.errors[trial.trial_id] = error_reason(trial)
-        super().on_trial_error(tune_controller, trial)
-
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value = result.get(self._metric)
         step = result.get("training_iteration")
@@ -95,18 +123,16 @@ class OptunaPruningScheduler(FIFOScheduler):
             value = math.nan
         # NaN is reported as Optuna would get it: its pruners prune NaN curves.
         # multi-objective studies report the primary objective to a single-objective twin
-        ot = self.bridge.pruning_trial(trial.trial_id)
+        step, ot = _report(self.bridge, trial, value, int(step))
         if ot is None:
             return TrialScheduler.CONTINUE
-        step = self.bridge.step(trial.trial_id, int(step))
-        ot.report(value, step)
         if ot.should_prune():
             _record_pruned(self.bridge, trial, step)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
 
-class ASHAScheduler(AsyncHyperBandScheduler):
+class ASHAScheduler(_StudyHooks, AsyncHyperBandScheduler):
     """Tune's ASHA, with its early stops recorded PRUNED in the Optuna study.
 
     Each result is also reported to the study as an intermediate value, so the
@@ -140,21 +166,13 @@ class ASHAScheduler(AsyncHyperBandScheduler):
         self.bridge = bridge
         self.max_t = max_t
 
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        return True
-
-    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        self.bridge.errors[trial.trial_id] = error_reason(trial)
-        super().on_trial_error(tune_controller, trial)
-
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value, step = result.get(self._metric), result.get("training_iteration")
         if step is not None:  # a trial re-run from a checkpoint counts on from its epochs
+            if value is not None:
+                _report(self.bridge, trial, float(value), int(step))
             step = self.bridge.step(trial.trial_id, int(step))
             result = {**result, "training_iteration": step}
-        ot = self.bridge.pruning_trial(trial.trial_id)
-        if value is not None and step is not None and ot is not None:
-            ot.report(float(value), step)
         decision = super().on_trial_result(tune_controller, trial, result)
         if decision == TrialScheduler.STOP and step is not None and step < self.max_t:
             _record_pruned(self.bridge, trial, int(step))
@@ -207,7 +225,7 @@ def _flat(config: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-class PBTScheduler(PopulationBasedTraining):
+class PBTScheduler(_StudyHooks, PopulationBasedTraining):
     """Tune's Population Based Training on the study's trials (a PBA-style schedule search).
 
     Every ``perturbation_interval`` epochs a trial in the bottom quantile clones
@@ -244,9 +262,6 @@ class PBTScheduler(PopulationBasedTraining):
         self.bounds = {p.name: p for p in spec.params if isinstance(p, FloatParam | IntParam)}
         self.seed = options.get("seed", spec.study.sampler.options.get("seed"))
 
-    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        return True
-
     def _within_bounds(self, config: dict[str, Any]) -> dict[str, Any]:
         """PBT's * 1.2 / * 0.8 may leave the declared range: clip (and round to the step)."""
         for name in self.mutated:
@@ -273,19 +288,10 @@ class PBTScheduler(PopulationBasedTraining):
 
         self._trial_state[trial] = _PBTTrialState(trial)
 
-    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        self.bridge.errors[trial.trial_id] = error_reason(trial)
-        super().on_trial_error(tune_controller, trial)
-
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value, step = result.get(self._metric), result.get("training_iteration")
-        ot = self.bridge.pruning_trial(trial.trial_id)
-        if value is not None and step is not None and ot is not None:
-            # a trial that cloned an earlier checkpoint reports those epochs again:
-            # the study keeps the first value of each (Optuna cannot overwrite one)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The reported value is ignored")
-                ot.report(float(value), self.bridge.step(trial.trial_id, int(step)))
+        if value is not None and step is not None:
+            _report(self.bridge, trial, float(value), int(step))
         if step is not None and self.bridge.step(trial.trial_id, int(step)) >= self.max_t:
             # the trial's last epoch: exploiting now would only restart a finished trial
             return TrialScheduler.CONTINUE

@@ -22,7 +22,6 @@ re-enqueued trial starts from the inherited checkpoint through the usual
 from __future__ import annotations
 
 import functools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from analysis.results import experiments_root, is_dir, join, read_text
+from analysis.results import experiments_root, is_dir, join, result_rows
 
 __all__ = [
     "RESUME_KEY",
@@ -64,14 +63,7 @@ class Recovery:
 
 
 def _rows(directory: str | None) -> list[dict[str, Any]]:
-    rows = []
-    text = read_text(join(directory, "result.json")) if directory else None
-    for line in (text or "").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # the line a kill cut short
-            continue
-    return rows
+    return result_rows(join(directory, "result.json")) if directory else []
 
 
 def trial_dir(run_dir: Path, trial: FrozenTrial) -> str | None:

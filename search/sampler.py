@@ -262,11 +262,11 @@ class OptunaSearcher(Searcher):
         except Exception as err:
             self.bridge.finish(trial_id, state=TrialState.FAIL, reason=f"sampling failed: {err}")
             raise
-        attrs = trial.user_attrs
-        if attrs.get("resume_checkpoint"):  # an interrupted trial, re-run from its checkpoint
+        if trial_id in self.bridge.offsets:  # an interrupted trial, re-run from its checkpoint
+            attrs = trial.user_attrs
             config[RESUME_KEY] = {
                 "path": attrs["resume_checkpoint"],
-                "step": int(attrs.get("resume_step", 0)),
+                "step": self.bridge.offsets[trial_id],
             }
         return config
 
