@@ -44,8 +44,8 @@ def learning_curves_figure(
         ...     [{"number": 0, "state": "PRUNED"}],
         ...     [{"trial": 0, "epoch": 1, "acc": 0.2}, {"trial": 0, "epoch": 2, "acc": 0.3}],
         ...     metric="acc")
-        >>> len(fig.axes[0].lines)
-        2
+        >>> [line.get_marker() for line in fig.axes[0].lines]  # curve, pruned x, legend entry
+        ['None', 'x', 'None']
     """
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()

@@ -692,7 +692,7 @@ def parse_spec(
         ...     source="inline",
         ... )
         >>> spec.params[0]
-        FloatParam(name='mask/ratio', low=0.5, high=0.9, log=False, step=None)
+        FloatParam(name='mask/ratio', low=0.5, high=0.9, log=False, step=None, when=())
     """
     problems = _Problems(source, lines or {})
     if data is None:

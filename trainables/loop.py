@@ -64,7 +64,7 @@ class Trainer:
         >>> cfg = TrialConfig.from_dict({"train": {"epochs": 1}})
         >>> trainer = Trainer(cfg, load_dataset(cfg.data))
         >>> sorted(trainer.train_epoch())
-        ['epoch', 'loss', 'lr', 'mae_reconstruction', 'train_time_s']
+        ['epoch', 'loss', 'loss_reconstruction', 'lr', 'train_time_s']
     """
 
     def __init__(
