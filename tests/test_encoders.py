@@ -9,12 +9,25 @@ from trainables.config import ConfigError, ModelConfig
 from trainables.encoders import PRESETS, build_encoder
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(n for n in PRESETS if PRESETS[n]["arch"] == "vit"))
 def test_presets_build_for_their_image_size(name):
     size = 8 if "digits" in name else 32
     enc = build_encoder(ModelConfig(name=name), image_size=size, channels=3)
     x = torch.randn(2, 3, size, size)
     assert enc.encode_visible(x, None).shape == (2, 1 + enc.num_tokens, enc.embed_dim)
+
+
+def test_the_small_image_resnet_keeps_the_resolution_in_its_first_stage():
+    enc = build_encoder(ModelConfig(name="resnet_small"), image_size=16, channels=3).eval()
+    x = torch.randn(2, 3, 16, 16)
+    model = enc.model
+    stem = model.act1(model.bn1(model.conv1(x)))
+    assert stem.shape == (2, 16, 16, 16)  # 3x3 stride-1 stem, no max-pool
+    assert model.layer1(model.maxpool(stem)).shape == (2, 16, 16, 16)
+    assert model.forward_features(x).shape == (2, 128, 2, 2)
+    assert enc.features(x, "pooled").shape == (2, 128) == (2, enc.embed_dim)
+    with pytest.raises(ConfigError, match="apply to ViTs only"):
+        build_encoder(ModelConfig(name="resnet_small", depth=2), image_size=16, channels=3)
 
 
 def test_a_timm_vit_by_name_with_overrides():

@@ -13,6 +13,7 @@ from typing import Any
 
 import timm
 import torch
+from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
@@ -37,6 +38,15 @@ PRESETS: dict[str, Mapping[str, Any]] = {
         "embed_dim": 192,
         "depth": 6,
         "num_heads": 3,
+    },
+    # Small images (16-32 px) for the two-view objectives: a timm ResNet with one
+    # BasicBlock per stage and a 3x3 stride-1 stem without max-pool (the stem SimCLR
+    # uses on CIFAR), so a 16x16 image keeps 16x16 maps in the first stage.
+    "resnet_small": {
+        "arch": "resnet",
+        "layers": (1, 1, 1, 1),
+        "widths": (16, 32, 64, 128),
+        "stem_width": 16,
     },
 }
 
@@ -145,7 +155,14 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
         for k in ("patch_size", "embed_dim", "depth", "num_heads")
         if (v := getattr(cfg, k)) is not None
     }
-    if cfg.name in PRESETS:
+    if cfg.name in PRESETS and PRESETS[cfg.name]["arch"] == "resnet":
+        if overrides:
+            raise ConfigError(
+                "model", f"{', '.join(overrides)} apply to ViTs only; '{cfg.name}' is a ResNet"
+            )
+        kwargs = {k: v for k, v in PRESETS[cfg.name].items() if k != "arch"}
+        model = _small_image_resnet(in_chans=channels, **kwargs)
+    elif cfg.name in PRESETS:
         kwargs = {k: v for k, v in PRESETS[cfg.name].items() if k != "arch"}
         kwargs.update(overrides)
         model = VisionTransformer(img_size=image_size, in_chans=channels, num_classes=0, **kwargs)
@@ -168,3 +185,21 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
                 ) from None
             model = timm.create_model(cfg.name, pretrained=False, in_chans=channels, num_classes=0)
     return Encoder(model)
+
+
+def _small_image_resnet(
+    *, in_chans: int, layers: tuple[int, ...], widths: tuple[int, ...], stem_width: int
+) -> ResNet:
+    """A timm ResNet whose stem keeps the resolution: 3x3 conv, stride 1, no max-pool."""
+    model = ResNet(
+        BasicBlock,
+        layers,
+        in_chans=in_chans,
+        num_classes=0,
+        channels=widths,
+        stem_type="deep",  # the first stage then takes 2 * stem_width channels
+        stem_width=stem_width // 2,
+    )
+    model.conv1 = nn.Conv2d(in_chans, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
