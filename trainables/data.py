@@ -8,6 +8,7 @@ queries) with a fixed seed. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import colorsys
 import io
 import pickle
 import warnings
@@ -126,20 +127,33 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
 
 @register_data_source("shapes")
 def shapes(
-    *, count: int = 2000, image_size: int = 32, classes: int = 5, seed: int = 0
+    *,
+    count: int = 2000,
+    image_size: int = 32,
+    classes: int = 5,
+    rotate: bool = False,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generated shapes with planted truth: the label is the shape, nothing else.
 
-    Colour of the shape, colour of the background, position, scale and
-    rotation are drawn at random and independent of the label, so a
-    representation that keys on colour or position is wrong by construction
-    (strong colour and crop augmentation should help).
+    The nuisances are drawn at random and independent of the label: the colour
+    (one hue and saturation per image; shape and background differ in value, and
+    either may be the lighter), the position and the scale (radius 25-38 % of the
+    side). A representation that keys on colour is wrong by construction, and the
+    colour nuisances are exactly what SimCLR's colour distortion randomises
+    (brightness, contrast, saturation, hue), so strong colour jitter should help.
 
     Args:
         count: number of images (balanced over the classes).
         image_size: side in pixels.
         classes: how many of circle, square, triangle, star, cross to use (2..5).
+        rotate: also rotate each shape at random (a nuisance no augmentation op undoes).
         seed: generator seed.
+
+    Example:
+        >>> x, y = shapes(count=10, image_size=16)
+        >>> tuple(x.shape), y.tolist()[:5]
+        ((10, 3, 16, 16), [4, 1, 2, 2, 3])
     """
     if not 2 <= classes <= len(SHAPES):
         raise ValueError(f"classes must be in 2..{len(SHAPES)}, got {classes}")
@@ -150,13 +164,15 @@ def shapes(
     rng.shuffle(labels)
     images = np.empty((count, 3, image_size, image_size), dtype=np.uint8)
     for i, label in enumerate(labels):
-        background = rng.uniform(0, 1, size=3)
-        foreground = rng.uniform(0, 1, size=3)
-        while np.abs(foreground - background).sum() < 0.6:  # keep the shape visible
-            foreground = rng.uniform(0, 1, size=3)
-        r = rng.uniform(0.18, 0.32) * image_size
+        hue, saturation = rng.uniform(0.0, 1.0), rng.uniform(0.4, 1.0)
+        dark, light = rng.uniform(0.15, 0.45), rng.uniform(0.65, 1.0)
+        shape_value, background_value = (dark, light) if rng.uniform() < 0.5 else (light, dark)
+        foreground = np.array(colorsys.hsv_to_rgb(hue, saturation, shape_value))
+        background = np.array(colorsys.hsv_to_rgb(hue, saturation, background_value))
+        r = rng.uniform(0.25, 0.38) * image_size
         cx, cy = rng.uniform(r + 1, image_size - r - 1, size=2)
-        mask = _shape_mask(SHAPES[label], image_size, cx, cy, r, rng.uniform(0, 2 * np.pi))
+        angle = rng.uniform(0, 2 * np.pi)
+        mask = _shape_mask(SHAPES[label], image_size, cx, cy, r, angle if rotate else 0.0)
         canvas = np.where(mask[None], foreground[:, None, None], background[:, None, None])
         images[i] = np.round(canvas * 255).astype(np.uint8)
     return torch.from_numpy(images), torch.from_numpy(labels).long()
