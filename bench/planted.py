@@ -1,16 +1,17 @@
 """Planted truth: does the search find what the data was built to reward?
 
 Runs ``spaces/augmentation_strength.yaml`` on the generated ``shapes`` data,
-where the label is the shape and colour, position and scale are random
-nuisances. Invariance to colour and to position/scale is what a good
-representation needs, so the search should find that colour-jitter strength
-and crop scale matter most (top-2 importances, fANOVA and PED-ANOVA printed,
-fANOVA decides) and that the best trials use strong colour jitter (mean
-strength of the top 5 completed trials above the middle of its range). The
-last lines are ``RESULT name=value``; the exit status is 0 when the truth was
-found. Must finish on the CPU in under 20 minutes.
+where the label is the shape and colour (hue, saturation, brightness, which
+of shape and background is lighter), position and scale are random
+nuisances. SimCLR's colour jitter randomises exactly the colour nuisances,
+and at 16 px a crop soon cuts the shape itself, so the search should find
+that colour-jitter strength and crop scale matter most (the top-2 fANOVA
+importances; PED-ANOVA is printed too) and that the best trials use strong
+colour jitter (mean strength of the top 5 completed trials above the middle
+of its range). The last lines are ``RESULT name=value``; the exit status is
+0 when the truth was found. Must finish on the CPU in under 20 minutes.
 
-    python bench/planted.py [--trials 40] [--epochs 15] [--out runs/planted]
+    python bench/planted.py [--trials 40] [--epochs 18] [--out runs/planted]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 from analysis.importance import param_importance
 from analysis.report import write_report
 from search import run_search
-from search.storage import open_storage
+from search.storage import open_storage, resolve_storage_url
 from spaces import load_spec
 
 SPACE = Path(__file__).resolve().parent.parent / "spaces" / "augmentation_strength.yaml"
@@ -59,7 +60,8 @@ def main() -> int:
     wall = time.perf_counter() - start
     write_report(out)
 
-    study = optuna.load_study(study_name=spec.study.name, storage=open_storage(spec.study.storage))
+    storage = open_storage(resolve_storage_url(spec.study.storage, out))
+    study = optuna.load_study(study_name=spec.study.name, storage=storage)
     importances = {e: param_importance(study, evaluator=e) for e in ("fanova", "ped_anova")}
     rows = pq.read_table(out / "trials.parquet").to_pylist()
     complete = sorted(

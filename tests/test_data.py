@@ -57,6 +57,25 @@ def test_shapes_nuisances_do_not_depend_on_the_label():
         assert area[sel].min() > 0.02  # every shape is visible
 
 
+def test_shapes_colour_nuisance_is_one_hue_with_either_polarity():
+    import colorsys
+
+    x, _ = shapes(count=200, image_size=16, seed=2)
+    lighter = []
+    for image in x.float().div(255):
+        background = image[:, 0, 0]
+        inside = (image != background[:, None, None]).any(dim=0)
+        foreground = image[:, inside][:, 0]
+        (h_bg, s_bg, v_bg), (h_fg, s_fg, v_fg) = (
+            colorsys.rgb_to_hsv(*c.tolist()) for c in (background, foreground)
+        )
+        hue_gap = abs(h_bg - h_fg)
+        assert min(hue_gap, 1 - hue_gap) < 0.02 and abs(s_bg - s_fg) < 0.03
+        assert abs(v_bg - v_fg) > 0.19  # values drawn from 0.15-0.45 and 0.65-1.0
+        lighter.append(v_fg > v_bg)
+    assert 0.35 < sum(lighter) / len(lighter) < 0.65  # the shape is the lighter half the time
+
+
 def test_image_folder(tmp_path):
     for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
         (tmp_path / cls).mkdir()
