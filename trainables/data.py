@@ -171,7 +171,7 @@ def shapes(
         background = np.array(colorsys.hsv_to_rgb(hue, saturation, background_value))
         r = rng.uniform(0.25, 0.38) * image_size
         cx, cy = rng.uniform(r + 1, image_size - r - 1, size=2)
-        angle = rng.uniform(0, 2 * np.pi)
+        angle = rng.uniform(0, 2 * np.pi)  # drawn either way: rotate changes only the turn
         mask = _shape_mask(SHAPES[label], image_size, cx, cy, r, angle if rotate else 0.0)
         canvas = np.where(mask[None], foreground[:, None, None], background[:, None, None])
         images[i] = np.round(canvas * 255).astype(np.uint8)

@@ -155,17 +155,16 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
         for k in ("patch_size", "embed_dim", "depth", "num_heads")
         if (v := getattr(cfg, k)) is not None
     }
-    if cfg.name in PRESETS and PRESETS[cfg.name]["arch"] == "resnet":
-        if overrides:
-            raise ConfigError(
-                "model", f"{', '.join(overrides)} apply to ViTs only; '{cfg.name}' is a ResNet"
+    if cfg.name in PRESETS:
+        preset = dict(PRESETS[cfg.name])
+        if preset.pop("arch") == "vit":
+            preset.update(overrides)
+            model = VisionTransformer(
+                img_size=image_size, in_chans=channels, num_classes=0, **preset
             )
-        kwargs = {k: v for k, v in PRESETS[cfg.name].items() if k != "arch"}
-        model = _small_image_resnet(in_chans=channels, **kwargs)
-    elif cfg.name in PRESETS:
-        kwargs = {k: v for k, v in PRESETS[cfg.name].items() if k != "arch"}
-        kwargs.update(overrides)
-        model = VisionTransformer(img_size=image_size, in_chans=channels, num_classes=0, **kwargs)
+        else:
+            _refuse_vit_overrides(overrides, cfg.name)
+            model = _small_image_resnet(in_chans=channels, **preset)
     else:
         check_timm_name(cfg.name)
         try:
@@ -178,13 +177,16 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
                 **overrides,
             )
         except TypeError:  # CNNs take no img_size (nor the ViT size overrides)
-            if overrides:
-                raise ConfigError(
-                    "model",
-                    f"{', '.join(overrides)} apply to ViTs only; '{cfg.name}' is not one",
-                ) from None
+            _refuse_vit_overrides(overrides, cfg.name)
             model = timm.create_model(cfg.name, pretrained=False, in_chans=channels, num_classes=0)
     return Encoder(model)
+
+
+def _refuse_vit_overrides(overrides: Mapping[str, Any], name: str) -> None:
+    if overrides:
+        raise ConfigError(
+            "model", f"{', '.join(overrides)} apply to ViTs only; '{name}' is not one"
+        )
 
 
 def _small_image_resnet(
