@@ -131,22 +131,27 @@ def shapes(
     count: int = 2000,
     image_size: int = 32,
     classes: int = 5,
+    hue_spread: float = 0.4,
     rotate: bool = False,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generated shapes with planted truth: the label is the shape, nothing else.
 
     The nuisances are drawn at random and independent of the label: the colour
-    (one hue and saturation per image; shape and background differ in value, and
-    either may be the lighter), the position and the scale (radius 25-38 % of the
-    side). A representation that keys on colour is wrong by construction, and the
-    colour nuisances are exactly what SimCLR's colour distortion randomises
-    (brightness, contrast, saturation, hue), so strong colour jitter should help.
+    (one hue and saturation per image, the shape darker than the background),
+    the position and the scale (radius 25-38 % of the side). A representation
+    that keys on colour is wrong by construction, and the colour nuisance lies
+    wholly within the reach of SimCLR's colour distortion: hues span
+    ``hue_spread`` of the circle (0.4, what a hue shift of +-0.2, strength 1,
+    covers), saturation and brightness vary within what its saturation,
+    brightness and contrast factors span. So colour jitter, and nothing else,
+    can stop a contrastive learner from matching views by colour.
 
     Args:
         count: number of images (balanced over the classes).
         image_size: side in pixels.
         classes: how many of circle, square, triangle, star, cross to use (2..5).
+        hue_spread: fraction of the hue circle the images' hues are drawn from (0..1].
         rotate: also rotate each shape at random (a nuisance no augmentation op undoes).
         seed: generator seed.
 
@@ -159,14 +164,15 @@ def shapes(
         raise ValueError(f"classes must be in 2..{len(SHAPES)}, got {classes}")
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8, got {image_size}")
+    if not 0 < hue_spread <= 1:
+        raise ValueError(f"hue_spread must be in (0, 1], got {hue_spread}")
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % classes
     rng.shuffle(labels)
     images = np.empty((count, 3, image_size, image_size), dtype=np.uint8)
     for i, label in enumerate(labels):
-        hue, saturation = rng.uniform(0.0, 1.0), rng.uniform(0.4, 1.0)
-        dark, light = rng.uniform(0.15, 0.45), rng.uniform(0.65, 1.0)
-        shape_value, background_value = (dark, light) if rng.uniform() < 0.5 else (light, dark)
+        hue, saturation = rng.uniform(0.0, hue_spread), rng.uniform(0.4, 1.0)
+        shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
         foreground = np.array(colorsys.hsv_to_rgb(hue, saturation, shape_value))
         background = np.array(colorsys.hsv_to_rgb(hue, saturation, background_value))
         r = rng.uniform(0.25, 0.38) * image_size
