@@ -271,12 +271,12 @@ def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
             name,
             f"{metric} vs {x}" + (f", one line per {by}" if by else ""),
         )
-        out.add(
-            _table(
-                [by or "", x, f"mean {metric}", "95 % low", "95 % high", "trials"],
-                [(p.group if by else "", p.x, p.mean, p.low, p.high, p.n) for p in points],
-            )
-        )
+        header = [x, f"mean {metric}", "95 % low", "95 % high", "trials"]
+        rows = [(p.x, p.mean, p.low, p.high, p.n) for p in points]
+        if by:  # one line per categorical value: name it in the first column
+            header = [by, *header]
+            rows = [(p.group, *row) for p, row in zip(points, rows, strict=True)]
+        out.add(_table(header, rows))
 
     # -- learning curves ----------------------------------------------------
     out.add("<h2>Learning curves</h2>")

@@ -231,6 +231,8 @@ def test_report_of_a_sweep_renders_in_a_headless_browser(ray_local, tmp_path):
     low, high = stats.t.interval(0.95, 1, acc.mean(), stats.sem(acc))
     assert f"mask/ratio = 0.6 gives the best mean knn_top1, {acc.mean():.4g}" in text
     assert f"(95 % interval {low:.4g} to {high:.4g}, 2 seeds)" in text
+    # the sweep's table: one row per ratio, no empty group column when nothing groups it
+    assert "<thead><tr><th>mask/ratio</th><th>mean knn_top1</th>" in text
     snippet = re.search(r"<pre>(.*?)</pre>", text, re.S).group(1)
     assert yaml.safe_load(snippet) == {"mask": {"ratio": 0.6}}
     assert result.best_params["mask/ratio"] == 0.6
