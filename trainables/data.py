@@ -131,7 +131,7 @@ def shapes(
     count: int = 2000,
     image_size: int = 32,
     classes: int = 5,
-    hue_spread: float = 0.4,
+    hue_spread: float = 0.7,
     rotate: bool = False,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,12 +140,12 @@ def shapes(
     The nuisances are drawn at random and independent of the label: the colour
     (one hue and saturation per image, the shape darker than the background),
     the position and the scale (radius 25-38 % of the side). A representation
-    that keys on colour is wrong by construction, and the colour nuisance lies
-    wholly within the reach of SimCLR's colour distortion: hues span
-    ``hue_spread`` of the circle (0.4, what a hue shift of +-0.2, strength 1,
-    covers), saturation and brightness vary within what its saturation,
-    brightness and contrast factors span. So colour jitter, and nothing else,
-    can stop a contrastive learner from matching views by colour.
+    that keys on colour is wrong by construction, and the colour nuisance is
+    what SimCLR's colour distortion randomises: hues span ``hue_spread`` of the
+    circle (0.7: more than the +-0.2 hue shift of strength 1 can hide, so the
+    weaker the jitter, the more the colour tells images apart), saturation and
+    brightness vary within what its saturation, brightness and contrast factors
+    span. Without grayscale, only colour jitter can hide the colour.
 
     Args:
         count: number of images (balanced over the classes).
