@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import optuna
 import pytest
@@ -14,10 +16,18 @@ from search import run_search
 from search.pruning import pbt_mutations
 from spaces import SpecError, parse_spec
 
+# Every row grow() reports, appended here by the trial itself. Tune's own
+# result.json is no record of them: when PBT restarts a trial from a checkpoint,
+# Tune's JSON logger copies the trial's result.json back from its storage copy,
+# which can lag, and the rows in between are lost (seen once in CI).
+ROWS = Path(tempfile.gettempdir()) / f"sslsearch-test-pbt-{os.getuid()}"
+
 
 def grow(config):
     """Score = the sum of the strengths applied so far, carried in the checkpoint."""
     from ray import tune
+
+    log = ROWS / f"{tune.get_context().get_trial_id()}.jsonl"
 
     total, epoch, restored = 0.0, 0, 0
     checkpoint = tune.get_checkpoint()
@@ -32,10 +42,10 @@ def grow(config):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "state.json"), "w") as f:
                 json.dump({"total": total, "epoch": epoch}, f)
-            tune.report(
-                {"score": total, "epoch": epoch, "strength": strength, "restored": restored},
-                checkpoint=tune.Checkpoint.from_directory(d),
-            )
+            row = {"score": total, "epoch": epoch, "strength": strength, "restored": restored}
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(d))
         restored = 0
 
 
@@ -87,6 +97,8 @@ def test_bad_pbt_settings_are_located(scheduler, message):
 
 @pytest.mark.slow
 def test_pbt_exploits_from_checkpoints_and_records_the_schedule(ray_local, tmp_path):
+    shutil.rmtree(ROWS, ignore_errors=True)
+    ROWS.mkdir()
     spec = parse_spec(SPACE, source="t", builtin_trainable=False)
     result = run_search(spec, out=tmp_path / "run", trainable=grow, verbose=False)
     study = optuna.load_study(study_name="pbt", storage=result.storage)
@@ -96,8 +108,8 @@ def test_pbt_exploits_from_checkpoints_and_records_the_schedule(ray_local, tmp_p
     assert exploits, "PBT never exploited"
     tune_id = {t.number: t.user_attrs["tune_trial_id"] for t in trials}
 
-    def rows(number):
-        path = tmp_path / "run" / "tune" / f"trial_{tune_id[number]}" / "result.json"
+    def rows(number):  # in the order the trial reported them
+        path = ROWS / f"{tune_id[number]}.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     for trial, entry in exploits:
