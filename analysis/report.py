@@ -130,14 +130,12 @@ def _spent(study: optuna.Study, trial_rows: list[dict], epochs: int) -> dict[str
 
 def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str | None]:
     """The parameters to draw sweep curves for, and the categorical to split lines by."""
-    from spaces.schema import CategoricalParam, FloatParam, GridParam, IntParam
-
     grid = [
         p.name
         for p in spec.params
-        if isinstance(p, GridParam) and all(isinstance(v, int | float) for v in p.values)
+        if p.kind == "grid" and all(isinstance(v, int | float) for v in p.values)
     ]
-    numeric = [p.name for p in spec.params if isinstance(p, FloatParam | IntParam)]
+    numeric = [p.name for p in spec.params if p.is_range]
     if grid:
         xs = grid
     else:
@@ -147,10 +145,11 @@ def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str
         (
             p.name
             for p in spec.params
-            if isinstance(p, CategoricalParam | GridParam)
+            if p.sampled
+            and not p.is_range
             and not p.when
             and p.name not in xs
-            and 1 < len(getattr(p, "choices", getattr(p, "values", ()))) <= 6
+            and 1 < len(p.possible_values()) <= 6
         ),
         None,
     )
@@ -184,7 +183,7 @@ def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
     complete = [r for r in trial_rows if r["state"] == "COMPLETE" and r["value"] is not None]
     complete.sort(key=lambda r: r["value"], reverse=direction == "maximize")
     params = [c for c in (trial_rows[0] if trial_rows else {}) if c.startswith("param/")]
-    sampled = [p.name for p in spec.params if type(p).__name__ != "FixedParam"]
+    sampled = [p.name for p in spec.sampled]
     importances = [
         param_importance(study, evaluator=e, params=None) for e in ("ped_anova", "fanova")
     ]
@@ -411,8 +410,6 @@ def _short(name: str) -> str:
 
 def _answer(spec: Any, complete: list[dict], importances: Sequence[Importance], study: Any) -> str:
     """One sentence answering the space's question."""
-    from spaces.schema import GridParam
-
     objective = spec.study.objectives[0]
     if len(spec.study.objectives) > 1:
         front = study.best_trials
@@ -425,7 +422,7 @@ def _answer(spec: Any, complete: list[dict], importances: Sequence[Importance], 
             )
             + "."
         )
-    grid = [p.name for p in spec.params if isinstance(p, GridParam)]
+    grid = [p.name for p in spec.params if p.kind == "grid"]
     if grid:
         x = grid[0]
         points = sweep(complete, param=f"param/{x}", metric="value")

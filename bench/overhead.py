@@ -56,12 +56,12 @@ _DATA: dict = {}
 
 
 def _bare_trial(config: dict) -> float:
-    from trainables.config import TrialConfig
     from trainables.data import load_dataset
     from trainables.loop import Trainer, run_epochs
+    from trainables.validate import parse_trial_config
 
     torch.set_num_threads(1)
-    cfg = TrialConfig.from_dict(config)
+    cfg = parse_trial_config(config)
     key = repr(cfg.data)
     if key not in _DATA:  # decoded once per worker process
         _DATA[key] = load_dataset(cfg.data)

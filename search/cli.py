@@ -131,24 +131,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def _show(spec: Any) -> str:
-    from spaces.schema import CategoricalParam, FixedParam, GridParam
-
     lines = [f"{spec.source}: {spec.description}", "", "parameters:"]
     for p in spec.params:
-        if isinstance(p, FixedParam):
-            dist = f"fixed {p.value!r}"
-        elif isinstance(p, CategoricalParam):
-            dist = f"categorical {list(p.choices)}"
-        elif isinstance(p, GridParam):
-            dist = f"grid {list(p.values)}"
-        else:
-            kind = type(p).__name__.removesuffix("Param").lower()
-            extra = (" log" if p.log else "") + (
-                f" step {p.step}" if p.step not in (None, 1) else ""
-            )
-            dist = f"{kind} [{p.low}, {p.high}]{extra}"
         when = "".join(f"  when {name} = {' | '.join(map(str, values))}" for name, values in p.when)
-        lines.append(f"  {p.name:<32} {dist}{when}")
+        lines.append(f"  {p.name:<32} {p.display()}{when}")
     s = spec.study
     objectives = ", ".join(f"{o.metric} ({o.direction})" for o in s.objectives)
     lines += [

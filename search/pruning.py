@@ -24,7 +24,9 @@ from ray.tune.schedulers import (
 )
 
 from search.sampler import StudyBridge
-from spaces.schema import FloatParam, IntParam, SearchSpec, pbt_mutated
+from spaces.checks import pbt_mutated
+from spaces.compile import nest
+from spaces.model import SearchSpec
 
 __all__ = [
     "ASHAScheduler",
@@ -188,31 +190,7 @@ def pbt_mutations(spec: SearchSpec) -> dict[str, Any]:
     from ray import tune
 
     params = {p.name: p for p in spec.params}
-    flat: dict[str, Any] = {}
-    for name in pbt_mutated(spec):
-        p = params[name]
-        if isinstance(p, FloatParam):
-            if p.log:
-                flat[name] = tune.loguniform(p.low, p.high)
-            elif p.step:
-                flat[name] = tune.quniform(p.low, p.high, p.step)
-            else:
-                flat[name] = tune.uniform(p.low, p.high)
-        elif isinstance(p, IntParam):
-            if p.log:
-                flat[name] = tune.lograndint(p.low, p.high + 1)
-            else:
-                flat[name] = tune.qrandint(p.low, p.high, p.step)
-        else:
-            flat[name] = list(p.choices)
-    nested: dict[str, Any] = {}
-    for name, domain in flat.items():
-        *parents, leaf = name.split("/")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = domain
-    return nested
+    return nest({name: params[name].pbt_domain(tune) for name in pbt_mutated(spec)})
 
 
 def _flat(config: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -259,7 +237,7 @@ class PBTScheduler(_StudyHooks, PopulationBasedTraining):
         self.bridge = bridge
         self.max_t = spec.budget.epochs
         self.mutated = pbt_mutated(spec)
-        self.bounds = {p.name: p for p in spec.params if isinstance(p, FloatParam | IntParam)}
+        self.bounds = {p.name: p for p in spec.params if p.is_range}
         self.seed = options.get("seed", spec.study.sampler.options.get("seed"))
 
     def _within_bounds(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +254,7 @@ class PBTScheduler(_StudyHooks, PopulationBasedTraining):
             if param.step:
                 value = param.low + round((value - param.low) / param.step) * param.step
                 value = min(value, param.high)
-            node[leaf] = round(value) if isinstance(param, IntParam) else float(value)
+            node[leaf] = param.coerce(value)
         return config
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:

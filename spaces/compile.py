@@ -1,4 +1,4 @@
-"""Compile a :class:`~spaces.schema.SearchSpec` to an Optuna define-by-run function.
+"""Compile a :class:`~spaces.model.SearchSpec` to an Optuna define-by-run function.
 
 ``define_by_run(spec)(trial)`` samples every parameter on an
 ``optuna.Trial`` (or ``optuna.trial.FixedTrial``) and returns the nested trial
@@ -11,61 +11,21 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+from spaces.model import SearchSpec
 
-from spaces.schema import (
-    CategoricalParam,
-    FixedParam,
-    FloatParam,
-    GridParam,
-    IntParam,
-    Param,
-    SearchSpec,
-)
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = [
-    "active",
     "define_by_run",
     "grid_search_space",
     "grid_size",
     "nest",
     "representative_configs",
-    "same_value",
-    "suggest",
     "trial_config",
 ]
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same type: ``True`` is not the choice ``1``."""
-    return a == b and type(a) is type(b)
-
-
-def active(param: Param, values: Mapping[str, Any]) -> bool:
-    """Whether ``param``'s conditions hold for the values sampled so far."""
-    return all(
-        name in values and any(same_value(values[name], a) for a in allowed)
-        for name, allowed in param.when
-    )
-
-
-def suggest(trial: optuna.trial.BaseTrial, param: Param) -> Any:
-    """Sample one parameter on ``trial``."""
-    if isinstance(param, FloatParam):
-        return trial.suggest_float(
-            param.name, param.low, param.high, log=param.log, step=param.step
-        )
-    if isinstance(param, IntParam):
-        return trial.suggest_int(param.name, param.low, param.high, log=param.log, step=param.step)
-    if isinstance(param, CategoricalParam):
-        return trial.suggest_categorical(param.name, list(param.choices))
-    if isinstance(param, GridParam):
-        return trial.suggest_categorical(param.name, list(param.values))
-    if isinstance(param, FixedParam):
-        return param.value
-    raise TypeError(f"unknown parameter type {type(param).__name__}")
 
 
 def nest(flat: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -107,7 +67,8 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
     attributes (``fixed/<name>``) so that the study says what each trial ran.
 
     Example:
-        >>> from spaces.schema import parse_spec
+        >>> import optuna
+        >>> from spaces import parse_spec
         >>> spec = parse_spec(
         ...     {"params": {"mask/ratio": {"type": "float", "low": 0.1, "high": 0.9}}},
         ...     source="inline",
@@ -120,11 +81,11 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
     def sample(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for param in spec.params:
-            if not active(param, values):
+            if not param.active(values):
                 continue  # a conditional parameter whose condition does not hold
-            values[param.name] = suggest(trial, param)
-            if isinstance(param, FixedParam):
-                trial.set_user_attr(f"fixed/{param.name}", param.value)
+            values[param.name] = param.suggest(trial)
+            if not param.sampled:
+                trial.set_user_attr(f"fixed/{param.name}", values[param.name])
         repeats = int(spec.study.sampler.options.get("repeats", 1))
         if spec.study.sampler.name == "grid" and repeats > 1:
             repeat = trial.suggest_categorical("repeat", list(range(repeats)))
@@ -138,10 +99,9 @@ def grid_search_space(spec: SearchSpec) -> dict[str, list[Any]]:
     """The ``grid`` sampler's axes: grid values, categorical choices, and ``repeat``."""
     space: dict[str, list[Any]] = {}
     for p in spec.params:
-        if isinstance(p, GridParam):
-            space[p.name] = list(p.values)
-        elif isinstance(p, CategoricalParam):
-            space[p.name] = list(p.choices)
+        axis = p.grid_axis()
+        if axis is not None:
+            space[p.name] = axis
     repeats = int(spec.study.sampler.options.get("repeats", 1))
     if repeats > 1:
         space["repeat"] = list(range(repeats))
@@ -158,21 +118,13 @@ def representative_configs(spec: SearchSpec) -> Iterator[dict[str, Any]]:
 
     Each config respects the conditions: a parameter is set only where they hold.
     """
-    finite = [p for p in spec.params if isinstance(p, CategoricalParam | GridParam)]
     plans: list[dict[str, int]] = [{"end": 0}, {"end": -1}]
-    for p in finite:
-        options = p.choices if isinstance(p, CategoricalParam) else p.values
-        plans += [{"end": 0, p.name: i} for i in range(len(options))]
+    for p in spec.params:
+        if p.sampled and not p.is_range:  # visit every choice once
+            plans += [{"end": 0, p.name: i} for i in range(len(p.ends()))]
     for plan in plans:
         values: dict[str, Any] = {}
         for p in spec.params:
-            if not active(p, values):
-                continue
-            if isinstance(p, FixedParam):
-                values[p.name] = p.value
-            elif isinstance(p, CategoricalParam | GridParam):
-                options = p.choices if isinstance(p, CategoricalParam) else p.values
-                values[p.name] = options[plan.get(p.name, plan["end"])]
-            else:
-                values[p.name] = p.low if plan["end"] == 0 else p.high
+            if p.active(values):
+                values[p.name] = p.ends()[plan.get(p.name, plan["end"])]
         yield trial_config(spec, values)

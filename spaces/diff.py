@@ -8,26 +8,16 @@ budget or the description is allowed.
 
 from __future__ import annotations
 
-from spaces.schema import FixedParam, Param, SearchSpec
+from spaces.model import SearchSpec
 
-__all__ = ["describe", "incompatibilities"]
-
-
-def describe(param: Param) -> str:
-    """A one-line description of a parameter's distribution and condition."""
-    data = {k: v for k, v in param.__dict__.items() if k not in ("name", "when")}
-    kind = type(param).__name__.removesuffix("Param").lower()
-    text = f"{kind} " + ", ".join(f"{k}={v!r}" for k, v in data.items())
-    if param.when:
-        text += " when " + ", ".join(f"{n} in {list(v)}" for n, v in param.when)
-    return text
+__all__ = ["incompatibilities"]
 
 
 def incompatibilities(old: SearchSpec, new: SearchSpec) -> list[str]:
     """What the edit from ``old`` to ``new`` changed that a resumed study cannot accept.
 
     Example:
-        >>> from spaces.schema import parse_spec
+        >>> from spaces import parse_spec
         >>> a = parse_spec({"params": {"x/y": {"type": "float", "low": 0, "high": 1}}},
         ...                source="a", builtin_trainable=False)
         >>> b = parse_spec({"params": {"x/y": {"type": "float", "low": 0, "high": 2}}},
@@ -36,16 +26,16 @@ def incompatibilities(old: SearchSpec, new: SearchSpec) -> list[str]:
         params/x/y: float low=0.0, high=1.0, log=False, step=None -> float low=0.0, high=2.0, ...
     """
     out = []
-    before = {p.name: p for p in old.params if not isinstance(p, FixedParam)}
-    after = {p.name: p for p in new.params if not isinstance(p, FixedParam)}
+    before = {p.name: p for p in old.sampled}
+    after = {p.name: p for p in new.sampled}
     for name, p in before.items():
         if name not in after:
-            out.append(f"params/{name}: removed (was {describe(p)})")
+            out.append(f"params/{name}: removed (was {p.describe()})")
         elif after[name] != p:
-            out.append(f"params/{name}: {describe(p)} -> {describe(after[name])}")
+            out.append(f"params/{name}: {p.describe()} -> {after[name].describe()}")
     for name, p in after.items():
         if name not in before:
-            out.append(f"params/{name}: added ({describe(p)})")
+            out.append(f"params/{name}: added ({p.describe()})")
     old_obj = [(o.metric, o.direction) for o in old.study.objectives]
     new_obj = [(o.metric, o.direction) for o in new.study.objectives]
     if old_obj != new_obj:

@@ -1,12 +1,18 @@
 """Optuna samplers and pruners by name: the registries a space's ``study`` section names.
 
-Each entry maps the options written in the spec to an Optuna object. Options
-are passed explicitly (Optuna's defaults change between releases: a spec
-pins e.g. TPE's ``multivariate`` and ``constant_liar``).
+Each entry maps the options written in the spec to an Optuna object. Its
+keyword defaults are the project's defaults, stated once:
+:func:`resolved_options` writes them into the parsed spec, so a spec that
+names ``sampler: tpe`` and one that leaves the sampler out run the same study,
+and the resolved ``spec.yaml`` pins every option (Optuna's own defaults change
+between releases). The Ray Tune schedulers and logger callbacks a spec may
+name, with their options, are declared here too (Ray builds them in
+:mod:`search.tuner`), so that a space is checked without importing Ray.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,12 +21,16 @@ import optuna
 from trainables._registry import lookup, make_register
 
 __all__ = [
+    "LOGGERS",
+    "MULTI_OBJECTIVE_SAMPLERS",
     "PRUNERS",
     "SAMPLERS",
+    "TUNE_SCHEDULERS",
     "build_pruner",
     "build_sampler",
     "register_pruner",
     "register_sampler",
+    "resolved_options",
 ]
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {}
@@ -32,10 +42,10 @@ register_pruner = make_register(PRUNERS, "pruner")
 @register_sampler("tpe")
 def _tpe(
     *,
-    seed: int | None = None,
+    seed: int | None = 0,
     multivariate: bool = True,
     constant_liar: bool = True,
-    n_startup_trials: int = 10,
+    n_startup_trials: int = 8,
     group: bool = False,
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(
@@ -48,13 +58,13 @@ def _tpe(
 
 
 @register_sampler("random")
-def _random(*, seed: int | None = None) -> optuna.samplers.BaseSampler:
+def _random(*, seed: int | None = 0) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 @register_sampler("gp")
 def _gp(
-    *, seed: int | None = None, n_startup_trials: int = 10, deterministic_objective: bool = False
+    *, seed: int | None = 0, n_startup_trials: int = 10, deterministic_objective: bool = False
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(
         seed=seed,
@@ -66,7 +76,7 @@ def _gp(
 @register_sampler("cmaes")
 def _cmaes(
     *,
-    seed: int | None = None,
+    seed: int | None = 0,
     n_startup_trials: int = 1,
     sigma0: float | None = None,
     restart_strategy: str | None = None,
@@ -81,7 +91,7 @@ def _cmaes(
 
 @register_sampler("qmc")
 def _qmc(
-    *, seed: int | None = None, qmc_type: str = "sobol", scramble: bool = True
+    *, seed: int | None = 0, qmc_type: str = "sobol", scramble: bool = True
 ) -> optuna.samplers.BaseSampler:
     return optuna.samplers.QMCSampler(qmc_type=qmc_type, scramble=scramble, seed=seed)
 
@@ -89,7 +99,7 @@ def _qmc(
 @register_sampler("nsga2")
 def _nsga2(
     *,
-    seed: int | None = None,
+    seed: int | None = 0,
     population_size: int = 50,
     mutation_prob: float | None = None,
     crossover_prob: float = 0.9,
@@ -115,7 +125,7 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
 
 @register_sampler("grid")
 def _grid(
-    *, search_space: dict[str, list] | None = None, seed: int | None = None, repeats: int = 1
+    *, search_space: dict[str, list] | None = None, seed: int | None = 0, repeats: int = 1
 ) -> optuna.samplers.BaseSampler:
     # ``repeats`` is an axis of ``search_space`` (see spaces.compile.grid_search_space)
     return AskTellGridSampler(search_space or {}, seed=seed)
@@ -129,7 +139,7 @@ MULTI_OBJECTIVE_SAMPLERS = frozenset({"tpe", "random", "nsga2", "qmc", "grid", "
 def _median(
     *,
     n_startup_trials: int = 5,
-    n_warmup_steps: int = 0,
+    n_warmup_steps: int = 5,
     interval_steps: int = 1,
     n_min_trials: int = 1,
 ) -> optuna.pruners.BasePruner:
@@ -254,3 +264,44 @@ def build_sampler(
 def build_pruner(name: str, options: Mapping[str, Any]) -> optuna.pruners.BasePruner:
     """``build_pruner("median", {"n_warmup_steps": 5})`` -> a ``MedianPruner``."""
     return _build(PRUNERS, "pruner", name, options)
+
+
+def resolved_options(
+    kind: str, name: str, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``options`` with every option left out filled from the ``kind``'s registered defaults.
+
+    Example:
+        >>> resolved_options("pruner", "median", {"n_warmup_steps": 2})
+        {'n_startup_trials': 5, 'n_warmup_steps': 2, 'interval_steps': 1, 'n_min_trials': 1}
+    """
+    registry = SAMPLERS if kind == "sampler" else PRUNERS
+    factory = registry.get(name)
+    out: dict[str, Any] = {}
+    if factory is not None:  # an unknown name is reported by the checks
+        for key, p in inspect.signature(factory).parameters.items():
+            if key != "search_space" and p.default is not inspect.Parameter.empty:
+                out[key] = p.default
+    out.update(options or {})
+    return out
+
+
+#: Ray Tune schedulers selectable from ``study.scheduler`` and their options.
+TUNE_SCHEDULERS: dict[str, tuple[str, ...]] = {
+    "asha": ("grace_period", "reduction_factor"),
+    "pbt": (
+        "perturbation_interval",
+        "burn_in_period",
+        "quantile_fraction",
+        "resample_probability",
+        "mutate",
+        "seed",
+    ),
+}
+
+#: Ray Tune logger callbacks selectable from ``study.loggers``: options and the package each needs.
+LOGGERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tensorboard": ((), "tensorboardX"),
+    "mlflow": (("tracking_uri", "experiment_name", "tags", "save_artifact"), "mlflow"),
+    "wandb": (("project", "group", "entity", "mode", "api_key_file", "log_config"), "wandb"),
+}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import ConfigError, Trainer, TrialConfig, run_epochs
+from trainables import ConfigError, Trainer, TrialConfig, parse_trial_config, run_epochs
 from trainables.config import ModelConfig
 from trainables.data import DataConfig, load_dataset
 from trainables.encoders import build_encoder
@@ -200,11 +200,11 @@ def test_total_loss_is_the_weighted_sum_of_terms(name):
 
 def test_unknown_term_weight_is_a_located_error():
     with pytest.raises(ConfigError) as info:
-        TrialConfig.from_dict({"loss": {"name": "vicreg", "weights": {"invariant": 1.0}}})
+        parse_trial_config({"loss": {"name": "vicreg", "weights": {"invariant": 1.0}}})
     assert info.value.path == "loss/weights/invariant"
     assert "did you mean 'invariance'" in str(info.value)
     with pytest.raises(ConfigError) as info:
-        TrialConfig.from_dict({"loss": {"name": "simclr", "simclr": {"temprature": 0.2}}})
+        parse_trial_config({"loss": {"name": "simclr", "simclr": {"temprature": 0.2}}})
     assert info.value.path == "loss/simclr/temprature"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spaces import SpecError, load_spec, shipped_spaces
-from spaces.schema import CategoricalParam, FixedParam, FloatParam, IntParam
+from spaces.model import CategoricalParam, FixedParam, FloatParam, IntParam
 
 
 def write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:

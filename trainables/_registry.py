@@ -12,12 +12,14 @@ import difflib
 from collections.abc import Callable
 from typing import TypeVar
 
+from trainables.errors import SSLSearchError
+
 __all__ = ["UnknownNameError", "lookup", "make_register", "suggest"]
 
 F = TypeVar("F", bound=Callable)
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(SSLSearchError, KeyError):
     """A name that is not in a registry; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError would quote the message

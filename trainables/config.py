@@ -9,7 +9,6 @@ Unknown keys are errors that name the key path and the nearest valid key.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import types
 import typing
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainables._registry import suggest
+from trainables.errors import SSLSearchError
 
 __all__ = [
     "AugConfig",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(SSLSearchError, ValueError):
     """A trial configuration that cannot be used; ``path`` is the key path (``a/b/c``)."""
 
     def __init__(self, path: str, message: str) -> None:
@@ -193,7 +193,11 @@ class TrialConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> TrialConfig:
-        """Parse and validate a nested config; raise :class:`ConfigError` on bad input."""
+        """Parse a nested config (keys and types); raise :class:`ConfigError` on bad input.
+
+        Registry names and options are checked by
+        :func:`trainables.validate.parse_trial_config`, which calls this first.
+        """
         if not isinstance(config, Mapping):
             raise ConfigError("", f"expected a mapping, got {type(config).__name__}")
         config = dict(config)
@@ -213,9 +217,7 @@ class TrialConfig:
                 raise ConfigError("aug", f"expected a mapping of ops, got {aug!r}")
             ops = aug.get("ops", {k: v for k, v in aug.items() if k != "view2"})
             config["aug"] = {"ops": ops, "view2": aug.get("view2")}
-        parsed = _build(cls, config, "")
-        _check_names(parsed)
-        return parsed
+        return _build(cls, config, "")
 
     def to_dict(self) -> dict[str, Any]:
         """The nested plain-dict form (sub-options folded back in), for logs and specs."""
@@ -302,108 +304,3 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             raise ConfigError(path, f"expected a mapping, got {value!r}")
         return _copy_mapping(value)
     return value
-
-
-def _check_kwargs(fn: Any, given: Mapping[str, Any], path: str, *, skip: tuple[str, ...]) -> None:
-    """Refuse options that ``fn`` does not take, naming the key and the valid ones."""
-    if not isinstance(given, Mapping):
-        raise ConfigError(path, f"expected a mapping of options, got {given!r}")
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = [name for name in params if name not in skip]
-    for key in given:
-        if key not in valid:
-            raise ConfigError(
-                f"{path}/{key}",
-                f"unknown option{suggest(str(key), valid)}; valid: {', '.join(valid) or 'none'}",
-            )
-
-
-def _check_names(cfg: TrialConfig) -> None:
-    """Check registry names and option keys against the registries' signatures."""
-    from trainables import augment, data, encoders, masking, objectives, probes
-    from trainables._registry import UnknownNameError, lookup
-
-    def check(registry: dict, kind: str, name: str, path: str) -> Any:
-        try:
-            return lookup(registry, kind, name)
-        except UnknownNameError as err:
-            raise ConfigError(path, str(err)) from None
-
-    check(data.DATA_SOURCES, "data source", cfg.data.name, "data/name")
-    if cfg.model.name not in encoders.PRESETS:
-        encoders.check_timm_name(cfg.model.name)
-    check(masking.MASKING, "masking strategy", cfg.mask.strategy, "mask/strategy")
-    for name in cfg.mask.options:
-        check(masking.MASKING, "masking strategy", name, f"mask/{name}")
-    if not 0.0 <= cfg.mask.ratio <= 0.95:
-        raise ConfigError("mask/ratio", f"expected a value in [0, 0.95], got {cfg.mask.ratio}")
-    for name in cfg.aug.ops:
-        check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/{name}")
-    for name in cfg.aug.view2 or {}:
-        check(augment.AUGMENT_OPS, "augmentation op", name, f"aug/view2/{name}")
-    objective = check(objectives.OBJECTIVES, "objective", cfg.loss.name, "loss/name")
-    for name in cfg.loss.options:
-        check(objectives.OBJECTIVES, "objective", name, f"loss/{name}")
-    terms = list(objectives.OBJECTIVE_WEIGHTS.get(cfg.loss.name, {}))
-    for term, weight in cfg.loss.weights.items():
-        if term not in terms:
-            raise ConfigError(
-                f"loss/weights/{term}",
-                f"'{cfg.loss.name}' has no term '{term}'{suggest(term, terms)}; "
-                f"its terms: {', '.join(terms)}",
-            )
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ConfigError(f"loss/weights/{term}", f"expected a number >= 0, got {weight!r}")
-    _check_kwargs(
-        objective,
-        cfg.loss.options.get(cfg.loss.name, {}),
-        f"loss/{cfg.loss.name}",
-        skip=("encoder", "channels", "model_cfg", "weights"),
-    )
-    mask_fn = masking.MASKING[cfg.mask.strategy]
-    _check_kwargs(
-        mask_fn,
-        cfg.mask.options.get(cfg.mask.strategy, {}),
-        f"mask/{cfg.mask.strategy}",
-        skip=("batch", "grid_hw", "ratio", "generator"),
-    )
-    for ops, prefix in ((cfg.aug.ops, "aug"), (cfg.aug.view2 or {}, "aug/view2")):
-        for name, params in ops.items():
-            _check_kwargs(
-                augment.AUGMENT_OPS[name],
-                params,
-                f"{prefix}/{name}",
-                skip=("image_size", "channels"),
-            )
-    for i, name in enumerate(cfg.probe.names):
-        _check_kwargs(
-            check(probes.PROBES, "probe", name, f"probe/names[{i}]"),
-            cfg.probe.options.get(name, {}),
-            f"probe/{name}",
-            skip=("train_feats", "train_labels", "val_feats", "val_labels", "views"),
-        )
-    for i, name in enumerate(cfg.probe.names):
-        check(probes.PROBES, "probe", name, f"probe/names[{i}]")
-    for name in cfg.probe.options:
-        check(probes.PROBES, "probe", name, f"probe/{name}")
-    if cfg.probe.feature not in ("cls", "mean", "pooled"):
-        raise ConfigError(
-            "probe/feature", f"expected 'cls', 'mean' or 'pooled', got {cfg.probe.feature!r}"
-        )
-    if cfg.probe.every < 1:
-        raise ConfigError("probe/every", f"expected >= 1, got {cfg.probe.every}")
-    if cfg.train.precision not in ("auto", "bf16", "fp32"):
-        raise ConfigError(
-            "train/precision", f"expected auto, bf16 or fp32, got {cfg.train.precision!r}"
-        )
-    if cfg.train.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError("train/device", f"expected auto, cpu or cuda, got {cfg.train.device!r}")
-    for key, low in (("epochs", 1), ("threads", 0)):
-        if getattr(cfg.train, key) < low:
-            raise ConfigError(f"train/{key}", f"expected >= {low}")
-    if cfg.optim.batch_size < 2:
-        raise ConfigError("optim/batch_size", "expected >= 2")
-    if cfg.optim.lr <= 0:
-        raise ConfigError("optim/lr", f"expected > 0, got {cfg.optim.lr}")

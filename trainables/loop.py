@@ -21,6 +21,7 @@ from trainables.augment import build_pipeline
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import Dataset
 from trainables.encoders import build_encoder
+from trainables.errors import SSLSearchError
 from trainables.masking import make_mask
 from trainables.objectives import OBJECTIVES
 from trainables.probes import PROBE_INFO, PROBES
@@ -36,7 +37,7 @@ __all__ = [
 CHECKPOINT_FILE = "trainer.pt"
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(SSLSearchError, RuntimeError):
     """The training loss became NaN or infinite; the trial cannot continue."""
 
     def __init__(self, epoch: int, step: int, value: float) -> None:

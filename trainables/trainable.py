@@ -16,6 +16,7 @@ from ray import tune
 from trainables.config import TrialConfig
 from trainables.data import Dataset, load_dataset
 from trainables.loop import Trainer, run_epochs
+from trainables.validate import parse_trial_config
 
 __all__ = ["train_trial"]
 
@@ -39,7 +40,7 @@ def train_trial(config: dict[str, Any], dataset: Dataset | None = None) -> None:
         config: the nested trial config (see :class:`~trainables.config.TrialConfig`).
         dataset: the shared dataset; loaded from ``config["data"]`` when None.
     """
-    cfg = TrialConfig.from_dict(config)
+    cfg = parse_trial_config(config)
     torch.set_num_threads(_cpu_threads(cfg))
     if dataset is None or dataset.config != cfg.data:  # the data itself is searched
         dataset = load_dataset(cfg.data)

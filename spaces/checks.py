@@ -1,0 +1,205 @@
+"""Cross-checks of a parsed spec: conditions, grids, objectives, study, PBT, trainables.
+
+:func:`check_spec` runs after :mod:`spaces.parse` has built a
+:class:`~spaces.model.SearchSpec`: each check adds located problems, and the
+spec is refused with all of them at once. With the built-in trainable, the
+space is compiled at every parameter's ends and each resulting trial config
+is validated exactly as a trial would (:func:`trainables.validate.parse_trial_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from spaces.compile import grid_search_space, grid_size, representative_configs
+from spaces.errors import Problems
+from spaces.model import Param, SearchSpec, is_number
+from spaces.study import MULTI_OBJECTIVE_SAMPLERS, build_pruner, build_sampler
+from trainables._registry import UnknownNameError
+
+__all__ = ["check_conditions", "check_spec", "pbt_mutated"]
+
+
+def check_spec(
+    spec: SearchSpec, problems: Problems, *, given_trials: Any, builtin_trainable: bool
+) -> SearchSpec:
+    """Every cross-check; the spec (grid budget resolved) or :class:`SpecError`."""
+    spec = _check_grid_and_objectives(spec, given_trials, problems)
+    _check_study(spec, problems)
+    _check_enqueue(spec, problems)
+    _check_pbt(spec, problems)
+    if builtin_trainable:  # a user's own trainable has its own config and metrics
+        _check_against_trainables(spec, problems)
+    problems.raise_if_any()
+    return spec
+
+
+def check_conditions(params: tuple[Param, ...], problems: Problems) -> None:
+    declared: dict[str, Param] = {}
+    names = {p.name for p in params}
+    for param in params:
+        for other, values in param.when:
+            path = ("params", param.name, "when", other)
+            if other not in names:
+                problems.add(path, f"condition on '{other}', which is not a parameter")
+            elif other not in declared:
+                problems.add(path, f"condition on '{other}', declared after this one")
+            elif declared[other].possible_values() is None:
+                problems.add(path, f"'{other}' is continuous; conditions need choices")
+            else:
+                allowed = declared[other].possible_values()
+                for v in values:
+                    if not declared[other].contains(v):
+                        problems.add(
+                            path,
+                            f"{v!r} is not a value of '{other}' ({', '.join(map(repr, allowed))})",
+                        )
+        declared[param.name] = param
+
+
+def _check_grid_and_objectives(
+    spec: SearchSpec, given_trials: Any, problems: Problems
+) -> SearchSpec:
+    """Grid sweeps run every point (x repeats); several objectives need a sampler for them."""
+    study = spec.study
+    if len(study.objectives) > 1 and study.sampler.name not in MULTI_OBJECTIVE_SAMPLERS:
+        problems.add(
+            ("study", "sampler"),
+            f"'{study.sampler.name}' handles one objective; with several use one of "
+            f"{', '.join(sorted(MULTI_OBJECTIVE_SAMPLERS))}",
+        )
+    if study.sampler.name != "grid":
+        return spec
+    repeats = study.sampler.options.get("repeats", 1)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        problems.add(("study", "sampler", "repeats"), f"expected an integer >= 1, got {repeats!r}")
+        return spec
+    for p in spec.params:
+        if p.is_range:
+            problems.add(
+                ("params", p.name), "the grid sampler needs listed values (type: grid), not a range"
+            )
+        if p.when:
+            problems.add(
+                ("params", p.name, "when"), "conditions are not supported with the grid sampler"
+            )
+    size = grid_size(spec)
+    if given_trials is not None and given_trials > size:
+        problems.add(
+            ("budget", "trials"),
+            f"the grid has {size} points (values x repeats); trials must be at most {size}",
+        )
+    # a full pass by default; fewer trials (e.g. a smoke run) cover part of the grid
+    trials = size if given_trials is None or given_trials > size else given_trials
+    return dataclasses.replace(spec, budget=dataclasses.replace(spec.budget, trials=trials))
+
+
+def _check_study(spec: SearchSpec, problems: Problems) -> None:
+    """Build the sampler and pruner once, so that a bad name or option fails here."""
+    sampler, pruner = spec.study.sampler, spec.study.pruner
+    try:
+        build_sampler(sampler.name, sampler.options, search_space=grid_search_space(spec))
+    except (UnknownNameError, ValueError) as err:
+        problems.add(("study", "sampler"), str(err))
+    try:
+        build_pruner(pruner.name, pruner.options)
+    except (UnknownNameError, ValueError) as err:
+        problems.add(("study", "pruner"), str(err))
+
+
+def _check_enqueue(spec: SearchSpec, problems: Problems) -> None:
+    """Enqueued configurations name existing parameters with values they can take."""
+    by_name = {p.name: p for p in spec.params}
+    for i, point in enumerate(spec.study.enqueue):
+        for name, value in point.items():
+            path = ("study", "enqueue", i, name)
+            param = by_name.get(name)
+            if param is None or not param.sampled:
+                problems.add(path, "not a sampled parameter of this space")
+            elif not param.contains(value):
+                problems.add(path, f"{value!r} is outside {name}'s distribution")
+
+
+def pbt_mutated(spec: SearchSpec) -> tuple[str, ...]:
+    """The parameters PBT mutates: ``scheduler.mutate``, by default every sampled ``aug/`` one."""
+    assert spec.study.scheduler is not None
+    names = spec.study.scheduler.options.get("mutate")
+    if names is None:
+        names = [p.name for p in spec.sampled if p.name.startswith("aug/") and p.kind != "grid"]
+    return tuple(names)
+
+
+def _check_pbt(spec: SearchSpec, problems: Problems) -> None:
+    scheduler = spec.study.scheduler
+    if scheduler is None or scheduler.name != "pbt":
+        return
+    options, path = scheduler.options, ("study", "scheduler")
+    interval = options.get("perturbation_interval", 1)
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+        problems.add(
+            (*path, "perturbation_interval"),
+            f"expected a whole number of epochs >= 1, got {interval!r}",
+        )
+    elif interval >= spec.budget.epochs:
+        problems.add(
+            (*path, "perturbation_interval"),
+            f"{interval} >= budget/epochs ({spec.budget.epochs}): PBT would never perturb",
+        )
+    fraction = options.get("quantile_fraction", 0.25)
+    if not is_number(fraction) or not 0 < fraction <= 0.5:
+        problems.add(
+            (*path, "quantile_fraction"), f"expected a number in (0, 0.5], got {fraction!r}"
+        )
+    mutate = options.get("mutate")
+    if mutate is not None and (
+        not isinstance(mutate, list) or not all(isinstance(n, str) for n in mutate)
+    ):
+        problems.add((*path, "mutate"), "expected a list of names")
+        return
+    sampled = {p.name: p for p in spec.sampled if p.kind != "grid"}
+    for name in mutate or ():
+        if name not in sampled:
+            problems.add(
+                (*path, "mutate", name),
+                f"not a sampled parameter of this space; sampled: {', '.join(sampled) or 'none'}",
+            )
+    if not pbt_mutated(spec):
+        problems.add(
+            (*path, "mutate"),
+            "PBT needs parameters to mutate: list them, or sample some aug/ parameters",
+        )
+
+
+def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
+    """Compile the space at each param's extremes and parse the trial config."""
+    from trainables.config import ConfigError
+    from trainables.objectives import OBJECTIVE_WEIGHTS
+    from trainables.probes import probe_metric_names
+    from trainables.validate import parse_trial_config
+
+    names = set(spec.param_names)
+    for config in representative_configs(spec):
+        try:
+            cfg = parse_trial_config(config)
+        except ConfigError as err:
+            # The problem is in a param when the key path starts with one.
+            param = next((n for n in names if err.path == n or err.path.startswith(n + "/")), None)
+            if param is not None:
+                problems.add(("params", param), err.message)
+            else:
+                parts = tuple(err.path.split("/")) if err.path else ()
+                problems.add(parts, err.message, key=err.path)
+            return
+    metrics = {"loss", "epoch", "lr", "train_time_s", "trial_time_s"}
+    metrics.update(f"loss_{t}" for t in OBJECTIVE_WEIGHTS.get(cfg.loss.name, {}))
+    for probe in cfg.probe.names:
+        metrics.update(probe_metric_names(probe))
+    many = len(spec.study.objectives) > 1
+    for i, objective in enumerate(spec.study.objectives):
+        if objective.metric not in metrics:
+            path = ("study", "objective", *((i,) if many else ()), "metric")
+            problems.add(
+                path,
+                f"no probe reports '{objective.metric}'; reported: {', '.join(sorted(metrics))}",
+            )

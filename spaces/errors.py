@@ -1,0 +1,84 @@
+"""Located problems in a space file, and the one error that carries them.
+
+A problem is ``(source, line, key, message)``; the key is derived from the
+key path (``("params", "mask/ratio", "low")`` -> ``params/mask/ratio/low``,
+an ``int`` in the path is a list index: ``study/objective[1]``), so that no
+message writes its key by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trainables.errors import SSLSearchError
+
+__all__ = ["Path", "Problems", "SpecError", "key_of"]
+
+Path = tuple[str | int, ...]
+"""A key path into the YAML: mapping keys as ``str``, list indices as ``int``."""
+
+
+class SpecError(SSLSearchError, ValueError):
+    """One or more located problems in a space file.
+
+    Attributes:
+        problems: ``(source, line, key_path, message)`` tuples, in file order.
+    """
+
+    def __init__(self, problems: list[tuple[str, int, str, str]]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p[0], p[1]))
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        out = []
+        for source, line, key, message in self.problems:
+            where = f"{source}:{line}" if line else source
+            out.append(f"{where} {key}: {message}" if key else f"{where} {message}")
+        return out
+
+
+def key_of(path: Path) -> str:
+    """The key a message names for ``path``.
+
+    Example:
+        >>> key_of(("study", "objective", 1, "metric"))
+        'study/objective[1]/metric'
+    """
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f"/{part}" if out else str(part)
+    return out
+
+
+class Problems:
+    """Collects located problems so that all are reported at once.
+
+    ``lines`` maps a key path (as strings) to its line: an ``int`` in
+    ``source``, or ``(file, line)`` for keys that came from an included file.
+    """
+
+    def __init__(self, source: str, lines: Mapping[tuple[str, ...], Any]) -> None:
+        self.source, self.lines = source, lines
+        self.items: list[tuple[str, int, str, str]] = []
+
+    def where(self, path: Path) -> tuple[str, int]:
+        """The file and line of ``path``, or of its nearest located parent."""
+        parts = tuple(str(p) for p in path)
+        while parts:
+            if parts in self.lines:
+                found = self.lines[parts]
+                return found if isinstance(found, tuple) else (self.source, found)
+            parts = parts[:-1]
+        return self.source, 0
+
+    def add(self, path: Path, message: str, *, key: str | None = None) -> None:
+        """Record ``message`` at ``path`` (``key`` overrides the derived key)."""
+        self.items.append((*self.where(path), key_of(path) if key is None else key, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError(self.items)

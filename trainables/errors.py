@@ -1,0 +1,34 @@
+"""The one error base of sslsearch, and the errors every package shares.
+
+Every error the project raises on purpose derives from :class:`SSLSearchError`.
+Its ``exit_code`` says what the CLI exits with (2: bad input, the default);
+anything else that escapes is a bug and shows as one (a traceback, exit 1).
+This module imports nothing, so every package (and ``import spaces`` without
+torch) can use it.
+
+Example:
+    >>> issubclass(InputError, SSLSearchError), InputError.exit_code
+    (True, 2)
+"""
+
+from __future__ import annotations
+
+__all__ = ["InputError", "SSLSearchError"]
+
+
+class SSLSearchError(Exception):
+    """Base of every error sslsearch raises on purpose.
+
+    Attributes:
+        exit_code: the CLI's exit status for it (2: bad input).
+    """
+
+    exit_code: int = 2
+
+    def lines(self) -> list[str]:
+        """The message as one or more lines (the CLI prints each, prefixed)."""
+        return str(self).splitlines() or [type(self).__name__]
+
+
+class InputError(SSLSearchError, ValueError):
+    """Bad input that is not a space file: a flag, a path, a run directory, a trainable."""
