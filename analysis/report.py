@@ -18,16 +18,12 @@ import base64
 import datetime as dt
 import html
 import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
-import pyarrow.parquet as pq
 import yaml
 
-from analysis.agreement import all_agreements
 from analysis.curves import fidelity, sweep
 from analysis.figures import (
     fidelity_figure,
@@ -37,13 +33,12 @@ from analysis.figures import (
     pareto_figure,
     sweep_figure,
 )
-from analysis.importance import Importance, param_importance
+from analysis.importance import Importance
+from analysis.outcome import Outcome, digest
+from analysis.rundir import RunDir
 from analysis.tables import write_tables
 
-__all__ = ["FIGURES_DIR", "REPORT_FILE", "best_config_yaml", "write_report"]
-
-REPORT_FILE = "report.html"
-FIGURES_DIR = "figures"
+__all__ = ["best_config_yaml", "write_report"]
 
 
 def _fmt(v: Any) -> str:
@@ -105,29 +100,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _spent(study: optuna.Study, trial_rows: list[dict], epochs: int) -> dict[str, Any]:
-    ended = [t for t in study.trials if t.datetime_start and t.datetime_complete]
-    wall = (
-        (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended))
-        if ended
-        else dt.timedelta(0)
-    )
-    used = sum(r["epochs"] or 0 for r in trial_rows)
-    counted = [r for r in trial_rows if not (r["fail_reason"] or "").startswith("interrupted")]
-    full = len(counted) * epochs
-    trial_time = sum(r.get("final/trial_time_s") or 0.0 for r in trial_rows)
-    return {
-        "trials": len(counted),
-        "states": {
-            s: sum(r["state"] == s for r in trial_rows) for s in ("COMPLETE", "PRUNED", "FAIL")
-        },
-        "trial_epochs": used,
-        "full_epochs": full,
-        "wall_s": wall.total_seconds(),
-        "trial_time_s": trial_time,
-    }
-
-
 def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str | None]:
     """The parameters to draw sweep curves for, and the categorical to split lines by."""
     grid = [
@@ -159,83 +131,69 @@ def _swept(spec: Any, importances: Sequence[Importance]) -> tuple[list[str], str
 def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
     """Write ``report.html`` and ``figures/*.png`` for the run in ``run_dir``; return the path.
 
+    The tables are rewritten first, so the report works while a run is going.
+
     Example:
         >>> write_report("runs/demo")  # doctest: +SKIP
         PosixPath('runs/demo/report.html')
     """
-    from search.run import run_info
-    from search.storage import open_storage
-    from spaces import load_spec
+    run = RunDir(run_dir)
+    write_tables(run.path)
+    outcome = digest(run.path)
+    run.figures_dir.mkdir(exist_ok=True)
+    out = _Report(run.figures_dir)
+    for section in _SECTIONS:
+        section(out, outcome, top)
+    path = run.report_path
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(
+        _page(outcome.spec.study.name, "\n".join(out.parts), out.count), encoding="utf-8"
+    )
+    tmp.replace(path)
+    return path
 
-    run_dir = Path(run_dir)
-    write_tables(run_dir)
-    info = run_info(run_dir)
-    spec = load_spec(run_dir / "spec.yaml", builtin_trainable=info.get("builtin_trainable", True))
-    trial_rows = pq.read_table(run_dir / "trials.parquet").to_pylist()
-    curve_rows = pq.read_table(run_dir / "curves.parquet").to_pylist()
-    study = optuna.load_study(study_name=spec.study.name, storage=open_storage(spec.study.storage))
-    objectives = [(o.metric, o.direction) for o in spec.study.objectives]
-    metric, direction = objectives[0]
-    figures_dir = run_dir / FIGURES_DIR
-    figures_dir.mkdir(exist_ok=True)
-    out = _Report(figures_dir)
 
-    complete = [r for r in trial_rows if r["state"] == "COMPLETE" and r["value"] is not None]
-    complete.sort(key=lambda r: r["value"], reverse=direction == "maximize")
-    params = [c for c in (trial_rows[0] if trial_rows else {}) if c.startswith("param/")]
-    sampled = [p.name for p in spec.sampled]
-    importances = [
-        param_importance(study, evaluator=e, params=None) for e in ("ped_anova", "fanova")
-    ]
-    spent = _spent(study, trial_rows, spec.budget.epochs)
-    baseline = {}
-    if (run_dir / "baseline.json").exists():
-        baseline = json.loads((run_dir / "baseline.json").read_text(encoding="utf-8"))
-
-    # -- summary ------------------------------------------------------------
-    out.add(f"<h1>{html.escape(spec.study.name)}</h1>")
-    if spec.description:
-        out.add(f'<p class="question">{html.escape(spec.description)}</p>')
+def _summary(out: _Report, o: Outcome, top: int) -> None:
+    metric, spent = o.metric, o.spent
+    out.add(f"<h1>{html.escape(o.spec.study.name)}</h1>")
+    if o.spec.description:
+        out.add(f'<p class="question">{html.escape(o.spec.description)}</p>')
     out.add('<section class="summary"><h2>Summary</h2>')
-    if complete:
-        best = complete[0]
-        best_params = {p.removeprefix("param/"): best[p] for p in params if best[p] is not None}
-        best_params = {k: v for k, v in best_params.items() if k in sampled}
+    best = o.best
+    if best is not None:
         line = f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}"
-        if metric in baseline:
-            line += f" (random-init encoder: {_fmt(baseline[metric])})"
+        if metric in o.baseline:
+            line += f" (random-init encoder: {_fmt(o.baseline[metric])})"
         out.add(f"<p><b>{html.escape(line)}</b>. Its settings, to paste into a space file:</p>")
-        out.add(f"<pre>{html.escape(best_config_yaml(best_params))}</pre>")
-        if best.get("pbt_schedule"):
+        out.add(f"<pre>{html.escape(best_config_yaml(o.best_settings()))}</pre>")
+        schedule = o.pbt_schedule(best)
+        if schedule:
             steps = [
                 f"after epoch {step['epoch']} it cloned trial {step['cloned']} and continued with "
                 + ", ".join(f"{k} = {_fmt(v)}" for k, v in step["params"].items())
-                for step in json.loads(best["pbt_schedule"])
+                for step in schedule
             ]
             out.add(
                 "<p>PBT changed them during training: " + html.escape("; ".join(steps)) + ".</p>"
             )
-        out.add(f"<p><b>Answer.</b> {html.escape(_answer(spec, complete, importances, study))}</p>")
+        out.add(f"<p><b>Answer.</b> {html.escape(_answer(o))}</p>")
     else:
         out.add("<p><b>No trial completed yet.</b></p>")
-    saved = 1 - spent["trial_epochs"] / spent["full_epochs"] if spent["full_epochs"] else 0.0
     out.add(
         "<p><b>Spent.</b> "
         + html.escape(
-            f"{spent['trials']} trials ({spent['states']['COMPLETE']} complete, "
-            f"{spent['states']['PRUNED']} pruned, {spent['states']['FAIL']} failed); "
-            f"{spent['trial_epochs']} trial-epochs of {spent['full_epochs']} without pruning "
-            f"({100 * saved:.0f} % saved); wall time {spent['wall_s'] / 60:.1f} min"
-            + (
-                f"; {spent['trial_time_s'] / 60:.1f} min of trial time"
-                if spent["trial_time_s"]
-                else ""
-            )
+            f"{spent.trials} trials ({spent.states['COMPLETE']} complete, "
+            f"{spent.states['PRUNED']} pruned, {spent.states['FAIL']} failed); "
+            f"{spent.trial_epochs} trial-epochs of {spent.full_epochs} without pruning "
+            f"({100 * spent.saved:.0f} % saved); wall time {o.wall_s / 60:.1f} min"
+            + (f"; {spent.trial_time_s / 60:.1f} min of trial time" if spent.trial_time_s else "")
         )
         + "</p></section>"
     )
 
-    # -- importance ---------------------------------------------------------
+
+def _importance(out: _Report, o: Outcome, top: int) -> None:
+    importances = o.importances
     out.add("<h2>Parameter importance</h2>")
     out.add(
         "<p>Optuna's evaluators on the completed trials, primary objective: PED-ANOVA "
@@ -252,199 +210,194 @@ def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
     if any(imp.values for imp in importances):
         out.figure(importance_figure(importances), "importance", "Parameter importance")
 
-    # -- sweeps -------------------------------------------------------------
-    xs, by = _swept(spec, importances)
+
+def _sweeps(out: _Report, o: Outcome, top: int) -> None:
+    xs, by = _swept(o.spec, o.importances)
     drawn = False
     for x in xs:
         points = sweep(
-            trial_rows, param=f"param/{x}", metric="value", by=f"param/{by}" if by else None
+            o.trials, param=f"param/{x}", metric="value", by=f"param/{by}" if by else None
         )
         if len({p.x for p in points}) < 2:
             continue
         if not drawn:
             out.add("<h2>Sweep curves</h2>")
             drawn = True
-        name = "sweep_" + x.replace("/", "_")
         out.figure(
-            sweep_figure(points, param=x, metric=metric),
-            name,
-            f"{metric} vs {x}" + (f", one line per {by}" if by else ""),
+            sweep_figure(points, param=x, metric=o.metric),
+            "sweep_" + x.replace("/", "_"),
+            f"{o.metric} vs {x}" + (f", one line per {by}" if by else ""),
         )
-        header = [x, f"mean {metric}", "95 % low", "95 % high", "trials"]
+        header = [x, f"mean {o.metric}", "95 % low", "95 % high", "trials"]
         rows = [(p.x, p.mean, p.low, p.high, p.n) for p in points]
         if by:  # one line per categorical value: name it in the first column
             header = [by, *header]
             rows = [(p.group, *row) for p, row in zip(points, rows, strict=True)]
         out.add(_table(header, rows))
 
-    # -- learning curves ----------------------------------------------------
+
+def _learning_curves(out: _Report, o: Outcome, top: int) -> None:
     out.add("<h2>Learning curves</h2>")
-    if any(metric in c and c[metric] is not None for c in curve_rows):
+    if any(o.metric in c and c[o.metric] is not None for c in o.curves):
         out.figure(
-            learning_curves_figure(trial_rows, curve_rows, metric=metric),
+            learning_curves_figure(o.trials, o.curves, metric=o.metric),
             "learning_curves",
-            f"{metric} per epoch, every trial (pruned trials end in an x)",
+            f"{o.metric} per epoch, every trial (pruned trials end in an x)",
         )
     else:
-        out.add(f"<p>No trial has reported {html.escape(metric)} yet.</p>")
+        out.add(f"<p>No trial has reported {html.escape(o.metric)} yet.</p>")
 
-    # -- top trials ---------------------------------------------------------
-    if complete:
-        out.add(f"<h2>Top {min(top, len(complete))} trials</h2>")
-        shown = [p for p in params if p.removeprefix("param/") in sampled]
-        out.figure(
-            parallel_figure(
-                trial_rows,
-                params=shown,
-                metric="value",
-                direction=direction,
-                top=top,
-                label=metric,
-            ),
-            "parallel_coordinates",
-            f"Parallel coordinates of the top {min(top, len(complete))} trials",
-        )
-        out.add(
-            _table(
-                ["trial", metric, "epochs", *[_short(p) for p in shown]],
-                [
-                    (r["number"], r["value"], r["epochs"], *[r[p] for p in shown])
-                    for r in complete[:top]
-                ],
-            )
-        )
 
-    # -- Pareto -------------------------------------------------------------
-    if len(objectives) > 1:
-        out.add("<h2>Pareto front</h2>")
-        front = [t.number for t in study.best_trials]
-        metrics = [f"value/{m}" for m, _ in objectives]
-        out.figure(
-            pareto_figure(
-                trial_rows, metrics=metrics, directions=[d for _, d in objectives], front=front
-            ),
-            "pareto",
-            f"{objectives[0][0]} vs {objectives[1][0]}; Pareto front from Optuna",
-        )
-        out.add(
-            _table(
-                ["trial", *[m for m, _ in objectives]],
-                [
-                    (r["number"], *[r[m] for m in metrics])
-                    for r in trial_rows
-                    if r["number"] in set(front)
-                ],
-            )
-        )
-
-    # -- agreement ----------------------------------------------------------
-    agreements = all_agreements(trial_rows)
-    if agreements:
-        out.add("<h2>Label-free vs labelled scores</h2>")
-        out.add(
-            _table(
-                [
-                    "labelled",
-                    "label-free",
-                    "trials",
-                    "Spearman",
-                    "best labelled",
-                    "chosen by label-free",
-                    "accuracy lost",
-                ],
-                [
-                    (
-                        a.labelled,
-                        a.label_free,
-                        a.n,
-                        a.spearman,
-                        a.best_labelled,
-                        a.selected_labelled,
-                        a.accuracy_lost,
-                    )
-                    for a in agreements
-                ],
-            )
-        )
-
-    # -- fidelity -----------------------------------------------------------
-    points = fidelity(trial_rows, curve_rows, metric=metric)
-    out.add("<h2>Fidelity: would shorter trials have given the same answer?</h2>")
-    if points:
-        out.figure(
-            fidelity_figure(points, metric=metric),
-            "fidelity",
-            f"Spearman between the ranking after e epochs and the final ranking of {metric}",
-        )
-        out.add(
-            _table(["epoch", "Spearman", "trials"], [(p.epoch, p.spearman, p.n) for p in points])
-        )
-    else:
-        out.add("<p>Needs at least 3 completed trials reporting the metric at the same epochs.</p>")
-
-    # -- compute ------------------------------------------------------------
-    out.add("<h2>Compute</h2>")
+def _top_trials(out: _Report, o: Outcome, top: int) -> None:
+    if not o.ranked:
+        return
+    n = min(top, len(o.ranked))
+    shown = o.shown_params
+    out.add(f"<h2>Top {n} trials</h2>")
+    out.figure(
+        parallel_figure(
+            o.trials, params=shown, metric="value", direction=o.direction, top=top, label=o.metric
+        ),
+        "parallel_coordinates",
+        f"Parallel coordinates of the top {n} trials",
+    )
     out.add(
         _table(
-            ["figure", "value"],
+            ["trial", o.metric, "epochs", *[_short(p) for p in shown]],
             [
-                ("trials counted against the budget", spent["trials"]),
-                ("trial-epochs used", spent["trial_epochs"]),
-                ("trial-epochs without pruning", spent["full_epochs"]),
-                ("saved by pruning", f"{100 * saved:.0f} %"),
-                ("wall time (first start to last end)", f"{spent['wall_s'] / 60:.1f} min"),
-                ("trial time (training + probes)", f"{spent['trial_time_s'] / 60:.1f} min"),
+                (r["number"], r["value"], r["epochs"], *[r[p] for p in shown])
+                for r in o.ranked[:top]
             ],
         )
     )
-    path = run_dir / REPORT_FILE
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(_page(spec.study.name, "\n".join(out.parts), out.count), encoding="utf-8")
-    tmp.replace(path)
-    return path
+
+
+def _pareto(out: _Report, o: Outcome, top: int) -> None:
+    objectives = [(x.metric, x.direction) for x in o.spec.study.objectives]
+    if len(objectives) < 2:
+        return
+    out.add("<h2>Pareto front</h2>")
+    front = {t.number for t in o.study.best_trials}
+    metrics = [f"value/{m}" for m, _ in objectives]
+    out.figure(
+        pareto_figure(
+            o.trials, metrics=metrics, directions=[d for _, d in objectives], front=front
+        ),
+        "pareto",
+        f"{objectives[0][0]} vs {objectives[1][0]}; Pareto front from Optuna",
+    )
+    rows = [(r["number"], *[r[m] for m in metrics]) for r in o.trials if r["number"] in front]
+    out.add(_table(["trial", *[m for m, _ in objectives]], rows))
+
+
+def _agreement(out: _Report, o: Outcome, top: int) -> None:
+    if not o.agreements:
+        return
+    out.add("<h2>Label-free vs labelled scores</h2>")
+    header = [
+        "labelled",
+        "label-free",
+        "trials",
+        "Spearman",
+        "best labelled",
+        "chosen by label-free",
+        "accuracy lost",
+    ]
+    rows = [
+        (
+            a.labelled,
+            a.label_free,
+            a.n,
+            a.spearman,
+            a.best_labelled,
+            a.selected_labelled,
+            a.accuracy_lost,
+        )
+        for a in o.agreements
+    ]
+    out.add(_table(header, rows))
+
+
+def _fidelity(out: _Report, o: Outcome, top: int) -> None:
+    points = fidelity(o.trials, o.curves, metric=o.metric)
+    out.add("<h2>Fidelity: would shorter trials have given the same answer?</h2>")
+    if not points:
+        out.add("<p>Needs at least 3 completed trials reporting the metric at the same epochs.</p>")
+        return
+    out.figure(
+        fidelity_figure(points, metric=o.metric),
+        "fidelity",
+        f"Spearman between the ranking after e epochs and the final ranking of {o.metric}",
+    )
+    out.add(_table(["epoch", "Spearman", "trials"], [(p.epoch, p.spearman, p.n) for p in points]))
+
+
+def _compute(out: _Report, o: Outcome, top: int) -> None:
+    spent = o.spent
+    out.add("<h2>Compute</h2>")
+    rows = [
+        ("trials counted against the budget", spent.trials),
+        ("trial-epochs used", spent.trial_epochs),
+        ("trial-epochs without pruning", spent.full_epochs),
+        ("saved by pruning", f"{100 * spent.saved:.0f} %"),
+        ("wall time (first start to last end)", f"{o.wall_s / 60:.1f} min"),
+        ("trial time (training + probes)", f"{spent.trial_time_s / 60:.1f} min"),
+    ]
+    out.add(_table(["figure", "value"], rows))
+
+
+#: The report's sections, in order: each ``(report, outcome, top) -> None``.
+_SECTIONS = (
+    _summary,
+    _importance,
+    _sweeps,
+    _learning_curves,
+    _top_trials,
+    _pareto,
+    _agreement,
+    _fidelity,
+    _compute,
+)
 
 
 def _short(name: str) -> str:
     return name.removeprefix("param/")
 
 
-def _answer(spec: Any, complete: list[dict], importances: Sequence[Importance], study: Any) -> str:
+def _answer(o: Outcome) -> str:
     """One sentence answering the space's question."""
-    objective = spec.study.objectives[0]
-    if len(spec.study.objectives) > 1:
-        front = study.best_trials
+    objectives = o.spec.study.objectives
+    if len(objectives) > 1:
+        front = o.study.best_trials
         return (
             f"{len(front)} trials are Pareto-optimal for "
-            + " vs ".join(o.metric for o in spec.study.objectives)
+            + " vs ".join(x.metric for x in objectives)
             + ": "
             + ", ".join(
                 f"trial {t.number} ({', '.join(_fmt(v) for v in t.values)})" for t in front[:6]
             )
             + "."
         )
-    grid = [p.name for p in spec.params if p.kind == "grid"]
+    grid = [p.name for p in o.spec.params if p.kind == "grid"]
     if grid:
         x = grid[0]
-        points = sweep(complete, param=f"param/{x}", metric="value")
+        points = sweep(o.ranked, param=f"param/{x}", metric="value")
         if points:
-            pick = max if objective.direction == "maximize" else min
+            pick = max if o.direction == "maximize" else min
             best = pick(points, key=lambda p: p.mean)
             return (
-                f"{x} = {_fmt(best.x)} gives the best mean {objective.metric}, "
+                f"{x} = {_fmt(best.x)} gives the best mean {o.metric}, "
                 f"{_fmt(best.mean)} (95 % interval {_fmt(best.low)} to {_fmt(best.high)}, "
                 f"{best.n} seeds)."
             )
-    ranked = next((imp for imp in importances if imp.values), None)
+    ranked = next((imp for imp in o.importances if imp.values), None)
     if ranked is None:
-        return (
-            f"Best {objective.metric} {_fmt(complete[0]['value'])}; too few trials for importances."
-        )
-    top = ranked.top(2)
-    best = complete[0]
-    values = ", ".join(f"{n} = {_fmt(best.get('param/' + n))}" for n in top)
+        return f"Best {o.metric} {_fmt(o.ranked[0]['value'])}; too few trials for importances."
+    names = ranked.top(2)
+    values = ", ".join(f"{n} = {_fmt(o.ranked[0].get('param/' + n))}" for n in names)
     return (
         f"What mattered most ({ranked.evaluator}, {ranked.n_trials} trials): "
-        + ", ".join(f"{n} ({ranked.values[n]:.2f})" for n in top)
+        + ", ".join(f"{n} ({ranked.values[n]:.2f})" for n in names)
         + f"; the best trial used {values}."
     )
 

@@ -1,36 +1,21 @@
-"""Where a run's Tune experiments are, and reading them (local paths or any pyarrow URI).
+"""Reading a run's Tune experiments, from local paths or any pyarrow URI.
 
 By default the Tune experiments (``tune``, ``tune.1`` ... one per session) are
 inside the run directory. With ``--storage-path URI`` (a shared file system or
 any URI Ray accepts: ``s3://``, ``gs://``, ``file://``) they are under
-``URI/<run directory name>``, recorded in ``RUN_DIR/run.json``; the tables, the
-report and ``resume`` read them from there through ``pyarrow.fs``.
+``URI/<run directory name>``, recorded in ``RUN_DIR/run.json``
+(:meth:`analysis.rundir.RunDir.experiments_root`); the tables, the report and
+``resume`` read them from there through ``pyarrow.fs``.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
 
-__all__ = ["experiments_root", "is_dir", "join", "read_text", "result_files", "result_rows"]
-
-
-def experiments_root(run_dir: str | Path) -> str:
-    """The directory (or URI) that holds the run's Tune experiments.
-
-    Example:
-        >>> experiments_root("/no/such/run")
-        '/no/such/run'
-    """
-    run_dir = Path(run_dir)
-    try:
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = {}
-    return info.get("storage_path") or str(run_dir.resolve())
+__all__ = ["is_dir", "join", "read_text", "result_files", "result_rows"]
 
 
 def _fs(location: str) -> tuple[pafs.FileSystem, str]:
@@ -80,16 +65,18 @@ def is_dir(location: str) -> bool:
         return False
 
 
-def result_files(run_dir: str | Path) -> list[str]:
-    """Every trial's ``result.json`` of every Tune experiment of the run, in session order."""
-    root = experiments_root(run_dir)
+def result_files(root: str, *, experiment: str = "tune") -> list[str]:
+    """Every trial's ``result.json`` under ``root``, in session order.
+
+    The sessions' Tune experiments are ``experiment`` and ``experiment.N``.
+    """
     fs, base = _fs(root)
     try:
         experiments = [
             info.base_name
             for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
             if info.type == pafs.FileType.Directory
-            and (info.base_name == "tune" or info.base_name.startswith("tune."))
+            and (info.base_name == experiment or info.base_name.startswith(f"{experiment}."))
         ]
     except OSError:
         return []

@@ -25,7 +25,9 @@ from typing import Any
 import optuna
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
+
+from analysis.results import result_rows
+from analysis.rundir import Attr, RunDir, open_storage
 
 __all__ = [
     "CURVES_FIXED",
@@ -84,24 +86,14 @@ _TUNE_KEYS = {
 }
 
 
-def _study_ref(run_dir: Path) -> tuple[str, str]:
-    """The study's storage URL (as resolved in spec.yaml; RUN_DIR/study.db by default)."""
-    spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
-    name = spec["study"]["name"]
-    storage = spec["study"].get("storage") or f"sqlite:///{run_dir.resolve() / 'study.db'}"
-    return storage, name
-
-
 def read_curves(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Tune trial id -> its reported rows (one per epoch, restarts de-duplicated).
 
     Reads every Tune experiment of the run: ``tune`` and the ``tune.N`` of each
     resume, in the run directory or under its ``--storage-path``.
     """
-    from analysis.results import result_files, result_rows
-
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    for result_file in result_files(run_dir):
+    for result_file in RunDir(run_dir).result_files():
         for row in result_rows(result_file):
             trial_id, epoch = row.get("trial_id"), row.get("training_iteration")
             if trial_id is None or epoch is None:
@@ -147,15 +139,14 @@ def build_tables(
     run_dir: str | Path, *, storage: str | None = None, study_name: str | None = None
 ) -> tuple[pa.Table, pa.Table]:
     """Read the study and the Tune results of ``run_dir`` into ``(trials, curves)`` tables."""
-    run_dir = Path(run_dir)
-    default_storage, default_name = _study_ref(run_dir)
-    from search.storage import open_storage  # storage URLs only; no Ray
-
+    run = RunDir(run_dir)
+    spec = run.spec()
     study = optuna.load_study(
-        study_name=study_name or default_name, storage=open_storage(storage or default_storage)
+        study_name=study_name or spec.study.name,
+        storage=open_storage(storage or run.study_ref()[0]),
     )
     directions = [d.name.lower() for d in study.directions]
-    objective_metrics = _objective_metrics(run_dir)
+    objective_metrics = [o.metric for o in spec.study.objectives]
     curves_by_tune = read_curves(run_dir)
 
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -164,11 +155,11 @@ def build_tables(
     per_trial: dict[int, list[dict[str, float]]] = {}
     rows_of: dict[int, list[dict[str, Any]]] = {}
     for t in trials:
-        rows = curves_by_tune.get(t.user_attrs.get("tune_trial_id", ""), [])
-        step = int(t.user_attrs.get("resume_step", 0))
+        rows = curves_by_tune.get(t.user_attrs.get(Attr.TUNE_TRIAL_ID, ""), [])
+        step = int(t.user_attrs.get(Attr.RESUME_STEP, 0))
         if step:  # re-run from an interrupted trial's checkpoint: its epochs, then ours
             inherited = [
-                r for r in rows_of.get(t.user_attrs["resumed_from"], []) if r["_epoch"] <= step
+                r for r in rows_of.get(t.user_attrs[Attr.RESUMED_FROM], []) if r["_epoch"] <= step
             ]
             rows = inherited + [{**r, "_epoch": r["training_iteration"] + step} for r in rows]
         else:
@@ -197,7 +188,7 @@ def build_tables(
     columns["epochs"] = pa.array([len(per_trial[t.number]) for t in trials], pa.int64())
     columns["pruned_at"] = pa.array(
         [
-            t.user_attrs.get("pruned_at", t.last_step)
+            t.user_attrs.get(Attr.PRUNED_AT, t.last_step)
             if t.state == optuna.trial.TrialState.PRUNED
             else None
             for t in trials
@@ -214,21 +205,23 @@ def build_tables(
         pa.float64(),
     )
     columns["tune_trial_id"] = pa.array(
-        [t.user_attrs.get("tune_trial_id") for t in trials], pa.string()
+        [t.user_attrs.get(Attr.TUNE_TRIAL_ID) for t in trials], pa.string()
     )
     columns["fail_reason"] = pa.array(
-        [t.user_attrs.get("fail_reason") for t in trials], pa.string()
+        [t.user_attrs.get(Attr.FAIL_REASON) for t in trials], pa.string()
     )
-    if any("pbt_schedule" in t.user_attrs for t in trials):  # PBT: what each trial followed
+    if any(Attr.PBT_SCHEDULE in t.user_attrs for t in trials):  # PBT: what each trial followed
         columns["pbt_schedule"] = pa.array(
             [
-                json.dumps(t.user_attrs["pbt_schedule"]) if "pbt_schedule" in t.user_attrs else None
+                json.dumps(t.user_attrs[Attr.PBT_SCHEDULE])
+                if Attr.PBT_SCHEDULE in t.user_attrs
+                else None
                 for t in trials
             ],
             pa.string(),
         )
     columns["resumed_from"] = pa.array(
-        [t.user_attrs.get("resumed_from") for t in trials], pa.int64()
+        [t.user_attrs.get(Attr.RESUMED_FROM) for t in trials], pa.int64()
     )
     for i, metric in enumerate(objective_metrics[: len(directions)]):
         columns[f"value/{metric}"] = pa.array(
@@ -237,7 +230,9 @@ def build_tables(
     param_names: list[str] = []
     for t in trials:
         for name in list(t.params) + [
-            k.removeprefix("fixed/") for k in t.user_attrs if k.startswith("fixed/")
+            k.removeprefix(Attr.FIXED_PREFIX)
+            for k in t.user_attrs
+            if k.startswith(Attr.FIXED_PREFIX)
         ]:
             if name not in param_names:
                 param_names.append(name)
@@ -269,13 +264,6 @@ def build_tables(
     return trials_table, curves_table
 
 
-def _objective_metrics(run_dir: Path) -> list[str]:
-    spec = yaml.safe_load((run_dir / "spec.yaml").read_text(encoding="utf-8"))
-    objective = spec["study"]["objective"]
-    items = objective if isinstance(objective, list) else [objective]
-    return [o["metric"] for o in items]
-
-
 def _write_atomic(table: pa.Table, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -289,9 +277,9 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
 
 def write_tables(run_dir: str | Path, **kwargs: Any) -> tuple[Path, Path]:
     """(Re)write ``trials.parquet`` and ``curves.parquet`` of ``run_dir`` atomically."""
-    run_dir = Path(run_dir)
-    trials, curves = build_tables(run_dir, **kwargs)
-    trials_path, curves_path = run_dir / "trials.parquet", run_dir / "curves.parquet"
+    run = RunDir(run_dir)
+    trials, curves = build_tables(run.path, **kwargs)
+    trials_path, curves_path = run.trials_path, run.curves_path
     _write_atomic(trials, trials_path)
     _write_atomic(curves, curves_path)
     return trials_path, curves_path

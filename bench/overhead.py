@@ -29,8 +29,8 @@ from pathlib import Path
 import optuna
 import torch
 
+from analysis.rundir import open_storage
 from search import run_search
-from search.storage import open_storage
 from spaces import parse_spec
 from spaces.compile import trial_config
 

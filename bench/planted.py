@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 
 from analysis.importance import param_importance
 from analysis.report import write_report
+from analysis.rundir import open_storage, resolve_storage_url
 from search import run_search
-from search.storage import open_storage, resolve_storage_url
 from spaces import load_spec
 
 SPACE = Path(__file__).resolve().parent.parent / "spaces" / "augmentation_strength.yaml"

@@ -9,11 +9,14 @@ sslsearch spaces list | check FILE... | show FILE
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from trainables.errors import InputError, SSLSearchError
 
 __all__ = ["main"]
 
@@ -25,11 +28,11 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected key.path=value")
+            raise InputError(f"--set {item!r}: expected key.path=value")
         try:
             out[key] = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError as err:
-            raise ValueError(f"--set {item!r}: value is not valid YAML ({err})") from None
+            raise InputError(f"--set {item!r}: value is not valid YAML ({err})") from None
     return out
 
 
@@ -72,14 +75,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from search.run import load_trainable, resume_search, run_info
+    from analysis.rundir import RunDir
+    from search.run import load_trainable, resume_search
     from spaces import load_spec
 
+    run = RunDir(args.run_dir)
     trainable = load_trainable(args.trainable) if args.trainable else None
-    builtin = trainable is None and run_info(args.run_dir).get("builtin_trainable", True)
+    builtin = trainable is None and run.info().builtin_trainable
     spec = None
     if args.space or args.set:
-        source = Path(args.space) if args.space else Path(args.run_dir) / "spec.yaml"
+        source = Path(args.space) if args.space else run.spec_path
         spec = load_spec(source, overrides=_parse_sets(args.set or []), builtin_trainable=builtin)
     resume_search(args.run_dir, spec=spec, address=args.address, trainable=trainable)
     return 0
@@ -87,16 +92,14 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis import format_summary, write_report
+    from analysis.rundir import RunDir
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "spec.yaml").exists():
-        raise ValueError(f"{run_dir}: not a run directory (no spec.yaml)")
-    report = write_report(run_dir)  # rewrites the tables first
-    print(format_summary(run_dir))
-    print(
-        f"wrote {run_dir / 'trials.parquet'}, {run_dir / 'curves.parquet'}, "
-        f"{report} and {report.parent / 'figures'}/"
-    )
+    run = RunDir(args.run_dir)
+    if not run.spec_path.exists():
+        raise InputError(f"{run.path}: not a run directory (no {run.spec_path.name})")
+    report = write_report(run.path)  # rewrites the tables first
+    print(format_summary(run.path))
+    print(f"wrote {run.trials_path}, {run.curves_path}, {report} and {run.figures_dir}/")
     return 0
 
 
@@ -112,7 +115,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
             print(f"{name:<28} {description}")
         return 0
     if not args.files:
-        raise ValueError(f"spaces {args.action}: give at least one FILE")
+        raise InputError(f"spaces {args.action}: give at least one FILE")
     if args.action == "check":
         failed = 0
         for file in args.files:
@@ -200,27 +203,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 failed run or check, 2 bad input)."""
-    from search.run import RunError, RunInterrupted
-    from spaces import SpecError
+class _Console(logging.Handler):
+    """The library's log on the console: progress to stdout, problems to stderr."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.WARNING:
+            print(f"sslsearch: {text}", file=sys.stderr, flush=True)
+        else:
+            print(text, flush=True)
+
+
+def _log_to_console() -> None:
+    handler = _Console()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for package in ("search", "spaces", "trainables", "analysis"):
+        log = logging.getLogger(package)
+        log.setLevel(logging.INFO)
+        log.addHandler(handler)
+        log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status.
+
+    0: done; 1: a failed check, no trial could run, or a bug (with its traceback);
+    2: bad input, in one line per problem; 130: interrupted.
+    """
     args = _parser().parse_args(argv)
+    _log_to_console()
     try:
         return args.func(args)
-    except SpecError as err:
+    except SSLSearchError as err:  # the project's own: one line each, never a traceback
         for line in err.lines():
             print(f"sslsearch: {line}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as err:
-        print(f"sslsearch: {err}", file=sys.stderr)
-        return 2
-    except RunInterrupted as err:
-        print(f"sslsearch: {err}", file=sys.stderr)
-        return 130
-    except RunError as err:
-        print(f"sslsearch: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
     except KeyboardInterrupt:
         print(
             "sslsearch: interrupted; finished trials are kept in the run directory", file=sys.stderr

@@ -23,6 +23,7 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
+from analysis.rundir import Attr
 from search.sampler import StudyBridge
 from spaces.checks import pbt_mutated
 from spaces.compile import nest
@@ -62,7 +63,7 @@ def _record_pruned(bridge: StudyBridge, trial: Trial, step: int) -> None:
     bridge.pruned[trial.trial_id] = step
     main = bridge.trial(trial.trial_id)
     if main is not None:
-        main.set_user_attr("pruned_at", step)
+        main.set_user_attr(Attr.PRUNED_AT, step)
 
 
 def _report(bridge: StudyBridge, trial: Trial, value: float, iteration: int) -> tuple[int, Any]:
@@ -281,7 +282,7 @@ class PBTScheduler(_StudyHooks, PopulationBasedTraining):
         main = self.bridge.trial(trial.trial_id)
         if main is None:
             return
-        schedule = list(main.user_attrs.get("pbt_schedule", []))
+        schedule = list(main.user_attrs.get(Attr.PBT_SCHEDULE, []))
         schedule.append(
             {
                 "epoch": int(step),
@@ -289,4 +290,4 @@ class PBTScheduler(_StudyHooks, PopulationBasedTraining):
                 "params": _flat(trial.config, self.mutated),
             }
         )
-        main.set_user_attr("pbt_schedule", schedule)
+        main.set_user_attr(Attr.PBT_SCHEDULE, schedule)

@@ -31,7 +31,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from analysis.results import experiments_root, is_dir, join, result_rows
+from analysis.results import is_dir, join, result_rows
+from analysis.rundir import TUNE_DIR, Attr, RunDir
 
 __all__ = [
     "RESUME_KEY",
@@ -66,13 +67,13 @@ def _rows(directory: str | None) -> list[dict[str, Any]]:
     return result_rows(join(directory, "result.json")) if directory else []
 
 
-def trial_dir(run_dir: Path, trial: FrozenTrial) -> str | None:
+def trial_dir(run: RunDir, trial: FrozenTrial) -> str | None:
     """The Tune trial directory (path or URI) of an Optuna trial (None before Tune started it)."""
-    tune_id = trial.user_attrs.get("tune_trial_id")
-    experiment = trial.user_attrs.get("tune_experiment", "tune")
+    tune_id = trial.user_attrs.get(Attr.TUNE_TRIAL_ID)
+    experiment = trial.user_attrs.get(Attr.TUNE_EXPERIMENT, TUNE_DIR)
     if not tune_id:
         return None
-    return join(experiments_root(run_dir), experiment, f"trial_{tune_id}")
+    return run.trial_location(experiment, tune_id)
 
 
 def latest_checkpoint(directory: str | Path | None) -> tuple[str, int] | None:
@@ -94,7 +95,7 @@ def latest_checkpoint(directory: str | Path | None) -> tuple[str, int] | None:
 
 
 def _is_interrupted(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get("interrupted"))
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(Attr.INTERRUPTED))
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -124,7 +125,7 @@ def _final_values(
 def recover_study(
     study: optuna.Study,
     *,
-    run_dir: Path,
+    run: RunDir,
     metrics: list[str],
     epochs: int,
     pruning_study: optuna.Study | None = None,
@@ -133,7 +134,7 @@ def recover_study(
 
     Args:
         study: the run's study.
-        run_dir: the run directory (where the Tune experiments are).
+        run: the run directory (where the Tune experiments are).
         metrics: the objective metrics, in the study's order.
         epochs: the epochs of a full trial (a log reaching it is a finished trial).
         pruning_study: the primary-objective twin of a multi-objective study.
@@ -142,14 +143,14 @@ def recover_study(
     twins = {}
     if pruning_study is not None:
         for twin in pruning_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            twins[twin.user_attrs.get("trial_number")] = twin
+            twins[twin.user_attrs.get(Attr.TRIAL_NUMBER)] = twin
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         twin = twins.pop(trial.number, None)
-        directory = trial_dir(run_dir, trial)
-        offset = int(trial.user_attrs.get("resume_step", 0))
+        directory = trial_dir(run, trial)
+        offset = int(trial.user_attrs.get(Attr.RESUME_STEP, 0))
         rows = _rows(directory)
         values = _final_values(rows, offset, metrics, epochs)
-        if "pruned_at" in trial.user_attrs:
+        if Attr.PRUNED_AT in trial.user_attrs:
             state, values = TrialState.PRUNED, None
             pruned.append(trial.number)
         elif values is not None:
@@ -166,8 +167,8 @@ def recover_study(
         found = latest_checkpoint(directory)
         if found is not None:
             path, step = str(found[0]), found[1] + offset
-        elif trial.user_attrs.get("resume_checkpoint"):  # itself a re-run that made no new one
-            path, step = trial.user_attrs["resume_checkpoint"], offset
+        elif trial.user_attrs.get(Attr.RESUME_CHECKPOINT):  # itself a re-run that made no new one
+            path, step = trial.user_attrs[Attr.RESUME_CHECKPOINT], offset
         else:
             path, step = "", 0
         # a trial killed between ask and sampling has no params yet: keep what it was
@@ -176,18 +177,18 @@ def recover_study(
         study.enqueue_trial(
             params,
             user_attrs={
-                "resumed_from": trial.number,
-                "resume_checkpoint": path,
-                "resume_step": step,
-                **{k: v for k, v in trial.user_attrs.items() if k.startswith("fixed/")},
+                Attr.RESUMED_FROM: trial.number,
+                Attr.RESUME_CHECKPOINT: path,
+                Attr.RESUME_STEP: step,
+                **{k: v for k, v in trial.user_attrs.items() if k.startswith(Attr.FIXED_PREFIX)},
             },
         )
         new_number = study.get_trials(deepcopy=False)[-1].number
         live = optuna.Trial(study, trial._trial_id)
-        live.set_user_attr("interrupted", True)
+        live.set_user_attr(Attr.INTERRUPTED, True)
         how = f"from its checkpoint at epoch {step}" if path else "from scratch"
         live.set_user_attr(
-            "fail_reason",
+            Attr.FAIL_REASON,
             f"interrupted: the run stopped while it ran; re-run as trial {new_number} {how}",
         )
         study.tell(trial.number, state=TrialState.FAIL)

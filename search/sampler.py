@@ -22,8 +22,8 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from analysis.rundir import Attr, open_storage
 from search.recover import RESUME_KEY
-from search.storage import open_storage
 
 __all__ = ["OptunaSearcher", "StudyBridge"]
 
@@ -125,20 +125,20 @@ class StudyBridge:
         count on from there (:attr:`offsets`).
         """
         trial = self.study.ask()
-        trial.set_user_attr("tune_trial_id", tune_trial_id)
-        trial.set_user_attr("tune_experiment", self.experiment)
+        trial.set_user_attr(Attr.TUNE_TRIAL_ID, tune_trial_id)
+        trial.set_user_attr(Attr.TUNE_EXPERIMENT, self.experiment)
         self._trials[tune_trial_id] = trial
         self.numbers[tune_trial_id] = trial.number
         if self.multi_objective:
             twin = self.pruning_study.ask()
-            twin.set_user_attr("trial_number", trial.number)
+            twin.set_user_attr(Attr.TRIAL_NUMBER, trial.number)
             self._twins[tune_trial_id] = twin
             self.twin_numbers[tune_trial_id] = twin.number
         attrs = trial.user_attrs
-        step = int(attrs.get("resume_step", 0))
+        step = int(attrs.get(Attr.RESUME_STEP, 0))
         if step:
             self.offsets[tune_trial_id] = step
-            source = self.study.get_trials(deepcopy=False)[attrs["resumed_from"]]
+            source = self.study.get_trials(deepcopy=False)[attrs[Attr.RESUMED_FROM]]
             target = self.pruning_trial(tune_trial_id)
             for s, value in sorted(source.intermediate_values.items()):
                 if s <= step and target is not None:
@@ -201,7 +201,7 @@ class StudyBridge:
             return
         try:
             if reason:
-                trial.set_user_attr("fail_reason", reason[:2000])
+                trial.set_user_attr(Attr.FAIL_REASON, reason[:2000])
             if state == TrialState.COMPLETE:
                 self.study.tell(trial, values)
             else:
@@ -265,7 +265,7 @@ class OptunaSearcher(Searcher):
         if trial_id in self.bridge.offsets:  # an interrupted trial, re-run from its checkpoint
             attrs = trial.user_attrs
             config[RESUME_KEY] = {
-                "path": attrs["resume_checkpoint"],
+                "path": attrs[Attr.RESUME_CHECKPOINT],
                 "step": self.bridge.offsets[trial_id],
             }
         return config

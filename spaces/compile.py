@@ -18,7 +18,11 @@ from spaces.model import SearchSpec
 if TYPE_CHECKING:
     import optuna
 
+#: ``fixed/<name>``: the user attribute that records a fixed parameter on each trial.
+FIXED_ATTR_PREFIX = "fixed/"
+
 __all__ = [
+    "FIXED_ATTR_PREFIX",
     "define_by_run",
     "grid_search_space",
     "grid_size",
@@ -85,7 +89,7 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
                 continue  # a conditional parameter whose condition does not hold
             values[param.name] = param.suggest(trial)
             if not param.sampled:
-                trial.set_user_attr(f"fixed/{param.name}", values[param.name])
+                trial.set_user_attr(f"{FIXED_ATTR_PREFIX}{param.name}", values[param.name])
         repeats = int(spec.study.sampler.options.get("repeats", 1))
         if spec.study.sampler.name == "grid" and repeats > 1:
             repeat = trial.suggest_categorical("repeat", list(range(repeats)))

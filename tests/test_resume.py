@@ -18,6 +18,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from analysis.rundir import RunDir
 from search.recover import finished_count, latest_checkpoint, recover_study
 from spaces import parse_spec
 
@@ -123,7 +124,7 @@ def test_recover_settles_each_kind_of_stale_trial(tmp_path):
     )
     _write_rows(tune / "trial_fresh", [{"training_iteration": 1, "score": 0.1}])
 
-    recovery = recover_study(study, run_dir=tmp_path, metrics=["score"], epochs=4)
+    recovery = recover_study(study, run=RunDir(tmp_path), metrics=["score"], epochs=4)
 
     trials = study.get_trials()
     by_number = {t.number: t for t in trials}

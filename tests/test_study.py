@@ -10,8 +10,8 @@ import optuna
 import pyarrow.parquet as pq
 import pytest
 
+from analysis.rundir import open_storage
 from search import run_search
-from search.storage import open_storage
 from spaces import parse_spec
 
 

@@ -1,0 +1,192 @@
+"""One digest of a run: what the summary and the report both render.
+
+:func:`digest` reads a run directory once (its spec, study, tables and
+baseline) into an :class:`Outcome`: the trials ranked by the primary
+objective, the best one and its sampled settings, the random-init baseline,
+what was spent, and (computed on first use) the importances and the
+label-free agreements. :mod:`analysis.summary` renders it as console text and
+:mod:`analysis.report` as HTML; neither recomputes a fact the other has.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.parquet as pq
+
+from analysis.agreement import Agreement, all_agreements
+from analysis.importance import Importance, param_importance
+from analysis.rundir import RunDir
+
+if TYPE_CHECKING:
+    import optuna
+
+    from spaces import SearchSpec
+
+__all__ = ["Outcome", "Spent", "digest"]
+
+#: Optuna's importance evaluators the answer is built from, in the order shown.
+IMPORTANCE_EVALUATORS = ("ped_anova", "fanova")
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a run cost.
+
+    Attributes:
+        trials: trials counted against the budget (interrupted ones re-ran, not counted).
+        states: trials per final state (COMPLETE, PRUNED, FAIL).
+        trial_epochs: epochs trained, over every trial.
+        full_epochs: what every counted trial at full length would have trained.
+        trial_time_s: time inside trials (training and probes), as the trials report it.
+        tune_time_s: Tune's time of each trial (its last curve row), summed.
+        probe_time_s: of which probes (None when the trials do not report it).
+    """
+
+    trials: int
+    states: dict[str, int]
+    trial_epochs: int
+    full_epochs: int
+    trial_time_s: float
+    tune_time_s: float
+    probe_time_s: float | None
+
+    @property
+    def saved(self) -> float:
+        """The share of trial-epochs early stopping saved."""
+        return 1 - self.trial_epochs / self.full_epochs if self.full_epochs else 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A run, digested once.
+
+    Attributes:
+        run: the run directory.
+        spec: its resolved spec.
+        trials: ``trials.parquet`` rows.
+        curves: ``curves.parquet`` rows.
+        ranked: completed trials with a value, best first by the primary objective.
+        params: the ``param/<name>`` columns.
+        baseline: the probes on the random-init encoder.
+        spent: what the run cost.
+    """
+
+    run: RunDir
+    spec: SearchSpec
+    trials: list[dict[str, Any]]
+    curves: list[dict[str, Any]]
+    ranked: list[dict[str, Any]]
+    params: list[str]
+    baseline: dict[str, float]
+    spent: Spent
+
+    @property
+    def metric(self) -> str:
+        return self.spec.objective.metric
+
+    @property
+    def direction(self) -> str:
+        return self.spec.objective.direction
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return self.ranked[0] if self.ranked else None
+
+    @property
+    def sampled(self) -> list[str]:
+        """The sampled parameters' names (fixed ones are settings, not findings)."""
+        return [p.name for p in self.spec.sampled]
+
+    @property
+    def shown_params(self) -> list[str]:
+        """The ``param/`` columns of sampled parameters."""
+        return [p for p in self.params if p.removeprefix("param/") in self.sampled]
+
+    def best_settings(self, *, sampled_only: bool = True) -> dict[str, Any]:
+        """The best trial's values, by parameter name (None values left out)."""
+        best = self.best or {}
+        names = self.shown_params if sampled_only else self.params
+        return {p.removeprefix("param/"): best[p] for p in names if best.get(p) is not None}
+
+    def pbt_schedule(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Under PBT: how the trial's parameters changed (epoch, cloned trial, values)."""
+        return json.loads(row.get("pbt_schedule") or "[]")
+
+    @property
+    def interrupted(self) -> int:
+        """Trials that were interrupted and re-run."""
+        return sum(1 for r in self.trials if r.get("resumed_from") is not None)
+
+    @functools.cached_property
+    def study(self) -> optuna.Study:
+        """The run's Optuna study (opened on first use: the summary needs only the tables)."""
+        return self.run.open_study()
+
+    @functools.cached_property
+    def wall_s(self) -> float:
+        """First trial start to last trial end, from the study."""
+        ended = [t for t in self.study.trials if t.datetime_start and t.datetime_complete]
+        if not ended:
+            return 0.0
+        first = min(t.datetime_start for t in ended)
+        return (max(t.datetime_complete for t in ended) - first).total_seconds()
+
+    @functools.cached_property
+    def importances(self) -> list[Importance]:
+        """Optuna's evaluators on the completed trials, primary objective."""
+        return [param_importance(self.study, evaluator=e) for e in IMPORTANCE_EVALUATORS]
+
+    @functools.cached_property
+    def agreements(self) -> list[Agreement]:
+        """Label-free vs labelled agreement over the completed trials."""
+        return all_agreements(self.trials)
+
+
+def _spent(trials: list[dict], curves: list[dict], epochs: int) -> Spent:
+    counted = [r for r in trials if not (r.get("fail_reason") or "").startswith("interrupted")]
+    probe = None
+    if curves and "probe_time_s" in curves[0]:
+        probe = sum(r["probe_time_s"] or 0.0 for r in curves)
+    tune_time: dict[int, float] = {}
+    for r in curves:
+        tune_time[r["trial"]] = max(tune_time.get(r["trial"], 0.0), r["time_s"] or 0.0)
+    return Spent(
+        trials=len(counted),
+        states={s: sum(r["state"] == s for r in trials) for s in ("COMPLETE", "PRUNED", "FAIL")},
+        trial_epochs=sum(r["epochs"] or 0 for r in trials),
+        full_epochs=len(counted) * epochs,
+        trial_time_s=sum(r.get("final/trial_time_s") or 0.0 for r in trials),
+        tune_time_s=sum(tune_time.values()),
+        probe_time_s=probe,
+    )
+
+
+def digest(run_dir: str | Path) -> Outcome:
+    """Read the run in ``run_dir`` (its tables must exist) into an :class:`Outcome`.
+
+    Example:
+        >>> outcome = digest("runs/demo")  # doctest: +SKIP
+        >>> outcome.best["number"], outcome.spent.saved  # doctest: +SKIP
+        (7, 0.21)
+    """
+    run = RunDir(run_dir)
+    spec = run.spec()
+    trials = pq.read_table(run.trials_path).to_pylist()
+    curves = pq.read_table(run.curves_path).to_pylist() if run.curves_path.exists() else []
+    ranked = [r for r in trials if r["state"] == "COMPLETE" and r["value"] is not None]
+    ranked.sort(key=lambda r: r["value"], reverse=spec.objective.direction == "maximize")
+    return Outcome(
+        run=run,
+        spec=spec,
+        trials=trials,
+        curves=curves,
+        ranked=ranked,
+        params=[c for c in (trials[0] if trials else {}) if c.startswith("param/")],
+        baseline=run.baseline(),
+        spent=_spent(trials, curves, spec.budget.epochs),
+    )

@@ -1,0 +1,286 @@
+"""THE run directory: its paths, ``run.json``, the resolved spec, the study, the results.
+
+Every file name of a run directory, and every key sslsearch writes on the
+study's trials, is a constant here; :class:`RunDir` reads and writes them.
+``search`` writes a run through it and ``analysis`` reads one through it, so
+neither spells a file name or an attribute key itself.
+
+Layout::
+
+    RUN_DIR/spec.yaml        the resolved spec (spec.N.yaml: before the N-th resume's edit)
+            run.json         which trainable ran; the Tune experiments of each session
+            study.db         the Optuna study (SQLite unless spec.yaml names a storage)
+            baseline.json    the probes on the random-init encoder
+            tune/, tune.N/   the Tune experiment of the run and of each resume
+            trials.parquet, curves.parquet, report.html, figures/
+
+Example:
+    >>> run = RunDir("/tmp/no-such-run")
+    >>> run.spec_path.name, run.holds_run()
+    ('spec.yaml', False)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from analysis.results import join, result_files
+from spaces.compile import FIXED_ATTR_PREFIX
+
+if TYPE_CHECKING:
+    import optuna
+
+    from spaces import SearchSpec
+
+__all__ = [
+    "BASELINE_FILE",
+    "CURVES_FILE",
+    "FIGURES_DIR",
+    "REPORT_FILE",
+    "RUN_FILE",
+    "SPEC_FILE",
+    "STUDY_FILE",
+    "TRIALS_FILE",
+    "TUNE_DIR",
+    "Attr",
+    "RunDir",
+    "RunInfo",
+    "default_storage_url",
+    "open_storage",
+    "resolve_storage_url",
+]
+
+SPEC_FILE = "spec.yaml"
+RUN_FILE = "run.json"
+STUDY_FILE = "study.db"
+BASELINE_FILE = "baseline.json"
+TRIALS_FILE = "trials.parquet"
+CURVES_FILE = "curves.parquet"
+REPORT_FILE = "report.html"
+FIGURES_DIR = "figures"
+TUNE_DIR = "tune"
+
+
+class Attr:
+    """The user-attribute keys sslsearch writes on the study's trials."""
+
+    TUNE_TRIAL_ID = "tune_trial_id"
+    """Ray Tune's id of the trial (its ``result.json`` rows)."""
+    TUNE_EXPERIMENT = "tune_experiment"
+    """The Tune experiment (``tune``, ``tune.N``) the trial ran in."""
+    TRIAL_NUMBER = "trial_number"
+    """On a multi-objective run's pruning twin: the number of its trial in the main study."""
+    PRUNED_AT = "pruned_at"
+    """The epoch at which the trial was pruned."""
+    FAIL_REASON = "fail_reason"
+    """Why the trial failed, in one line."""
+    INTERRUPTED = "interrupted"
+    """The run stopped while the trial ran; it was re-run on resume."""
+    RESUMED_FROM = "resumed_from"
+    """On a re-run: the number of the interrupted trial it continues."""
+    RESUME_STEP = "resume_step"
+    """On a re-run: the epoch of the checkpoint it started from (0: from scratch)."""
+    RESUME_CHECKPOINT = "resume_checkpoint"
+    """On a re-run: the checkpoint directory it started from."""
+    PBT_SCHEDULE = "pbt_schedule"
+    """Under PBT: each exploit (epoch, cloned trial, new parameter values)."""
+    FIXED_PREFIX = FIXED_ATTR_PREFIX
+    """``fixed/<name>``: a fixed parameter's value as the trial ran it."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """``run.json``: which trainable ran and where its Tune experiments are.
+
+    Attributes:
+        builtin_trainable: the built-in SSL trial (its spec is checked against trainables).
+        trainable: ``module:function`` of a user's trainable, when importable by name.
+        experiments: the Tune experiments, one per session (``tune``, ``tune.1``, ...).
+        storage_path: where they are, when not in the run directory (``--storage-path``).
+    """
+
+    builtin_trainable: bool = True
+    trainable: str | None = None
+    experiments: tuple[str, ...] = (TUNE_DIR,)
+    storage_path: str | None = None
+
+    def next_experiment(self) -> str:
+        """The name of the next session's Tune experiment (``tune.N``)."""
+        return f"{TUNE_DIR}.{len(self.experiments)}"
+
+    def with_experiment(self, name: str) -> RunInfo:
+        return replace(self, experiments=(*self.experiments, name))
+
+
+def default_storage_url(run_dir: str | Path) -> str:
+    """``sqlite:////abs/RUN_DIR/study.db``: openable by ``optuna`` CLI and optuna-dashboard.
+
+    Example:
+        >>> default_storage_url("/tmp/run")
+        'sqlite:////tmp/run/study.db'
+    """
+    return f"sqlite:///{Path(run_dir).resolve() / STUDY_FILE}"
+
+
+def resolve_storage_url(url: str | None, run_dir: str | Path) -> str:
+    """The study's storage URL: ``RUN_DIR/study.db`` by default; a relative
+    ``journal:PATH`` or ``sqlite:///PATH`` is taken relative to the run directory.
+
+    Example:
+        >>> resolve_storage_url("journal:study.log", "/tmp/run")
+        'journal:/tmp/run/study.log'
+    """
+    if url is None:
+        return default_storage_url(run_dir)
+    for scheme in ("journal:", "sqlite:///"):
+        if url.startswith(scheme):
+            path = Path(url.removeprefix(scheme))
+            if not path.is_absolute():
+                path = Path(run_dir).resolve() / path
+            return f"{scheme}{path}"
+    return url
+
+
+def open_storage(url: str) -> str | optuna.storages.BaseStorage:
+    """What ``optuna.create_study(storage=...)`` takes for ``url``.
+
+    ``journal:PATH`` is a JournalStorage on a file (for shared file systems, where
+    SQLite's locking is unreliable); anything else is an RDB URL (SQLite,
+    PostgreSQL with ``pip install psycopg2-binary``, MySQL).
+
+    Example:
+        >>> type(open_storage("journal:/tmp/x.log")).__name__
+        'JournalStorage'
+    """
+    import optuna
+
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    return url
+
+
+class RunDir:
+    """A run directory; every path and file of a run is reached through it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # -- paths -----------------------------------------------------------
+    @property
+    def spec_path(self) -> Path:
+        return self.path / SPEC_FILE
+
+    @property
+    def trials_path(self) -> Path:
+        return self.path / TRIALS_FILE
+
+    @property
+    def curves_path(self) -> Path:
+        return self.path / CURVES_FILE
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT_FILE
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path / FIGURES_DIR
+
+    def holds_run(self) -> bool:
+        """Whether a run was started here (its spec or its default study exists)."""
+        return self.spec_path.exists() or (self.path / STUDY_FILE).exists()
+
+    # -- run.json --------------------------------------------------------
+    def info(self) -> RunInfo:
+        """``run.json`` (a run of an older version, without one: the built-in trainable)."""
+        try:
+            raw = json.loads((self.path / RUN_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return RunInfo()
+        return RunInfo(
+            builtin_trainable=bool(raw.get("builtin_trainable", True)),
+            trainable=raw.get("trainable"),
+            experiments=tuple(raw.get("experiments", (TUNE_DIR,))),
+            storage_path=raw.get("storage_path"),
+        )
+
+    def write_info(self, info: RunInfo) -> None:
+        data = {**asdict(info), "experiments": list(info.experiments)}
+        (self.path / RUN_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+    def experiments_root(self) -> str:
+        """The directory (or URI) that holds the run's Tune experiments.
+
+        Example:
+            >>> RunDir("/no/such/run").experiments_root()
+            '/no/such/run'
+        """
+        return self.info().storage_path or str(self.path.resolve())
+
+    # -- the spec --------------------------------------------------------
+    def write_spec(self, spec: SearchSpec) -> None:
+        """Write the resolved spec (what ``resume`` and the analyses read back)."""
+        text = f"# resolved from {spec.source}\n" + yaml.safe_dump(spec.to_dict(), sort_keys=False)
+        self.spec_path.write_text(text, encoding="utf-8")
+
+    def archive_spec(self) -> Path:
+        """Move ``spec.yaml`` aside (``spec.N.yaml``) before a resume writes an edited one."""
+        target = self.path / f"spec.{len(self.info().experiments) - 1}.yaml"
+        self.spec_path.replace(target)
+        return target
+
+    def spec(self, *, check_trainables: bool = False) -> SearchSpec:
+        """The resolved spec, parsed again.
+
+        ``check_trainables`` validates it against the built-in trainable as a
+        new run would (what ``resume`` needs); the analyses only read it.
+        """
+        from spaces import load_spec
+
+        builtin = check_trainables and self.info().builtin_trainable
+        return load_spec(self.spec_path, builtin_trainable=builtin)
+
+    # -- the study -------------------------------------------------------
+    def study_ref(self) -> tuple[str, str]:
+        """``(storage URL, study name)`` as ``spec.yaml`` records them."""
+        study = self.spec().study
+        return study.storage or default_storage_url(self.path), study.name
+
+    def open_study(self) -> optuna.Study:
+        """The run's Optuna study."""
+        import optuna
+
+        storage, name = self.study_ref()
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+    # -- results ---------------------------------------------------------
+    def baseline(self) -> dict[str, float]:
+        """The probes on the random-init encoder (empty when not measured)."""
+        try:
+            return json.loads((self.path / BASELINE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def write_baseline(self, metrics: dict[str, float]) -> None:
+        (self.path / BASELINE_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+    def result_files(self) -> list[str]:
+        """Every trial's ``result.json`` of every Tune experiment of the run, in session order."""
+        return result_files(self.experiments_root(), experiment=TUNE_DIR)
+
+    def trial_location(self, experiment: str, tune_trial_id: str) -> str:
+        """Where Tune keeps one trial's directory (a path or a URI)."""
+        return join(self.experiments_root(), experiment, f"trial_{tune_trial_id}")

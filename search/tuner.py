@@ -1,0 +1,281 @@
+"""A search spec -> a Ray Tune ``Tuner``: scheduler and logger registries, resources, failures.
+
+Schedulers (``study.scheduler``; the Optuna pruning bridge when none is named)
+and logger callbacks (``study.loggers``) are registries like every other
+extension point: a builder per name. Their options are declared, without Ray,
+in :mod:`spaces.study`, which is what a space is checked against.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from analysis.rundir import RunDir
+from search.errors import RunError
+from search.sampler import OptunaSearcher, StudyBridge
+from spaces import SearchSpec, define_by_run
+from spaces.compile import grid_search_space
+from spaces.study import build_pruner, build_sampler
+from trainables._registry import make_register
+
+__all__ = [
+    "LOGGER_CALLBACKS",
+    "SCHEDULERS",
+    "build_bridge",
+    "check_resources",
+    "fit",
+    "init_ray",
+    "logger_callbacks",
+    "register_logger",
+    "register_scheduler",
+]
+
+#: ``name -> (bridge, spec, metric, mode) -> TrialScheduler``; ``optuna`` is the pruning bridge.
+SCHEDULERS: dict[str, Callable[..., Any]] = {}
+register_scheduler = make_register(SCHEDULERS, "scheduler")
+#: ``name -> (spec, run_dir, options) -> tune.Callback``.
+LOGGER_CALLBACKS: dict[str, Callable[..., Any]] = {}
+register_logger = make_register(LOGGER_CALLBACKS, "logger")
+
+
+def init_ray(address: str | None, *, num_cpus: int | None) -> None:
+    """Start a local Ray (dashboard off) or attach to ``address``."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": True,
+        "logging_level": "WARNING",
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def check_resources(spec: SearchSpec) -> None:
+    """Refuse a trial size no node of the Ray cluster can ever hold (Tune would wait forever).
+
+    Raises:
+        RunError: naming what a trial asks for and what the largest nodes have.
+    """
+    import ray
+
+    need = {"CPU": spec.budget.cpu, "GPU": spec.budget.gpu}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
+        return
+    have = "; ".join(f"{node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU" for node in nodes)
+    raise RunError(
+        f"no node of the Ray cluster can run a trial: each asks for {need['CPU']:g} CPU and "
+        f"{need['GPU']:g} GPU (budget/resources), the nodes have: {have or 'none'}. "
+        "Lower budget/resources or add a node that has them."
+    )
+
+
+def build_bridge(spec: SearchSpec, storage: str, experiment: str) -> StudyBridge:
+    """The study bridge of ``spec`` for one session's Tune experiment."""
+    study_cfg = spec.study
+    return StudyBridge(
+        storage=storage,
+        study_name=study_cfg.name,
+        sampler_factory=functools.partial(
+            build_sampler,
+            study_cfg.sampler.name,
+            dict(study_cfg.sampler.options),
+            search_space=grid_search_space(spec),
+        ),
+        pruner_factory=functools.partial(
+            build_pruner, study_cfg.pruner.name, dict(study_cfg.pruner.options)
+        ),
+        directions=[o.direction for o in study_cfg.objectives],
+        experiment=experiment,
+    )
+
+
+def _mode(direction: str) -> str:
+    return "max" if direction == "maximize" else "min"
+
+
+@register_scheduler("optuna")
+def _optuna_pruning(bridge: StudyBridge, spec: SearchSpec, metric: str, mode: str) -> Any:
+    from search.pruning import OptunaPruningScheduler
+
+    return OptunaPruningScheduler(bridge, metric=metric)
+
+
+@register_scheduler("asha")
+def _asha(bridge: StudyBridge, spec: SearchSpec, metric: str, mode: str) -> Any:
+    from search.pruning import ASHAScheduler
+
+    options = dict(spec.study.scheduler.options) if spec.study.scheduler else {}
+    return ASHAScheduler(bridge, metric=metric, mode=mode, max_t=spec.budget.epochs, **options)
+
+
+@register_scheduler("pbt")
+def _pbt(bridge: StudyBridge, spec: SearchSpec, metric: str, mode: str) -> Any:
+    from search.pruning import PBTScheduler
+
+    scheduler = PBTScheduler(bridge, spec, metric=metric, mode=mode)
+    # without actor reuse on purpose (fit): Tune's advice to turn it on is noise here
+    warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
+    if scheduler.seed is not None:  # PBT's explore draws from `random` and numpy
+        random.seed(scheduler.seed)
+        np.random.seed(scheduler.seed)
+    return scheduler
+
+
+@register_logger("tensorboard")
+def _tensorboard(spec: SearchSpec, run_dir: Path, options: dict[str, Any]) -> Any:
+    """Event files in each trial's directory (``tensorboard --logdir RUN_DIR --host 127.0.0.1``)."""
+    from ray.tune.logger import TBXLoggerCallback
+
+    return TBXLoggerCallback()
+
+
+@register_logger("mlflow")
+def _mlflow(spec: SearchSpec, run_dir: Path, options: dict[str, Any]) -> Any:
+    """One MLflow run per trial in the study's experiment (default: ``RUN_DIR/mlruns``)."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    options.setdefault("tracking_uri", (run_dir / "mlruns").as_uri())
+    options.setdefault("experiment_name", spec.study.name)
+    return MLflowLoggerCallback(**options)
+
+
+@register_logger("wandb")
+def _wandb(spec: SearchSpec, run_dir: Path, options: dict[str, Any]) -> Any:
+    """Logs to ``project`` (default: the study's name)."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    options.setdefault("project", spec.study.name)
+    return WandbLoggerCallback(**options)
+
+
+def logger_callbacks(spec: SearchSpec, run_dir: Path) -> list[Any]:
+    """Ray Tune's own logger callbacks named in ``study.loggers``."""
+    return [
+        LOGGER_CALLBACKS[name](spec, run_dir, dict(options))
+        for name, options in spec.study.loggers.items()
+    ]
+
+
+def _trial_name(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _trainable(trainable: Any, dataset: Any) -> Any:
+    """The Tune trainable: resumable, and the built-in one with its dataset shared once."""
+    from ray import tune
+
+    from search.recover import resumable
+
+    if trainable is not None:
+        return resumable(trainable)
+    from trainables.trainable import train_trial
+
+    if dataset is not None:  # in the object store once, read by every trial
+        return tune.with_parameters(resumable(train_trial), dataset=dataset)
+    return resumable(train_trial)  # each trial decodes its data itself
+
+
+def _best_so_far(study: optuna.Study) -> tuple[float, int] | None:
+    """The primary objective's best completed value and trial (for a resumed run's progress)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    best = pick(complete, key=lambda t: t.values[0])
+    return best.values[0], best.number
+
+
+def _callbacks(spec: SearchSpec, run: RunDir, bridge: StudyBridge, *, verbose: bool) -> list:
+    from search.progress import ProgressPrinter
+    from search.recover import finished_count
+
+    callbacks: list[Any] = []
+    if verbose:
+        objective = spec.objective
+        callbacks.append(
+            ProgressPrinter(
+                bridge,
+                metric=objective.metric,
+                mode=_mode(objective.direction),
+                total=spec.budget.trials,
+                done=finished_count(bridge.study),
+                best=_best_so_far(bridge.study),
+            )
+        )
+    return callbacks + logger_callbacks(spec, run.path)
+
+
+def fit(
+    spec: SearchSpec,
+    run: RunDir,
+    bridge: StudyBridge,
+    trainable: Any,
+    dataset: Any,
+    *,
+    trials: int,
+    verbose: bool,
+    reuse_actors: bool = True,
+) -> None:
+    """One Tune experiment of ``trials`` trials, sampled and pruned through ``bridge``."""
+    from ray import tune
+
+    from search.pruning import PBTScheduler
+
+    metrics = [o.metric for o in spec.study.objectives]
+    modes = [_mode(o.direction) for o in spec.study.objectives]
+    searcher = OptunaSearcher(bridge, define_by_run(spec), metrics=metrics, modes=modes)
+    name = spec.study.scheduler.name if spec.study.scheduler else "optuna"
+    scheduler = SCHEDULERS[name](bridge, spec, metrics[0], modes[0])
+    pbt = isinstance(scheduler, PBTScheduler)
+    # A missing metric must fail one trial (searcher), not abort the whole run.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # Our own progress lines replace Tune's tables; keep the console readable.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tuner = tune.Tuner(
+        tune.with_resources(
+            _trainable(trainable, dataset), {"cpu": spec.budget.cpu, "gpu": spec.budget.gpu}
+        ),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=trials,
+            max_concurrent_trials=spec.budget.concurrency,
+            # Under PBT, reused function-trainable actors lost rows of result.json
+            # (Ray 2.60, tests/test_pbt.py): PBT trials get fresh actors.
+            reuse_actors=reuse_actors and not pbt,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+            metric=metrics[0],
+            mode=modes[0],
+        ),
+        run_config=tune.RunConfig(
+            name=bridge.experiment,
+            storage_path=run.experiments_root(),
+            verbose=0,
+            callbacks=_callbacks(spec, run, bridge, verbose=verbose),
+            # PBT clones other trials' checkpoints: Tune deleting old ones under it
+            # logged errors (Ray 2.60), so PBT runs keep them all
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if pbt else 1),
+            # retried from the last checkpoint, on any node (a lost node, a CUDA OOM)
+            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+        ),
+    )
+    tuner.fit()
