@@ -61,8 +61,8 @@ def init_ray(address: str | None, *, num_cpus: int | None) -> None:
     }
     if address:
         ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+    else:  # "local": never attach to a cluster a stale /tmp/ray record points at
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
 
 
 def check_resources(spec: SearchSpec) -> None:

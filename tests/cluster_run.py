@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 import ray
+from conftest import study_created
 from ray.cluster_utils import Cluster
 
 from search import run_search
@@ -80,10 +81,9 @@ def main() -> None:
         victim = workers[0]
         while True:  # once a trial on the victim has checkpointed twice, kill its node
             time.sleep(0.2)
-            try:
-                study = optuna.load_study(study_name="nodes", storage=storage)
-            except Exception:  # not created yet
-                continue
+            if not study_created(out / "study.db", "nodes"):
+                continue  # (loading it now would race the run's creation of the tables)
+            study = optuna.load_study(study_name="nodes", storage=storage)
             for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 rows = _rows(out, t) if "tune_trial_id" in t.user_attrs else []
                 if len(rows) >= 2 and rows[-1]["node"] == victim.node_id:
@@ -92,10 +92,12 @@ def main() -> None:
                     return
 
     threading.Thread(target=kill_a_worker, daemon=True).start()
-    run_search(spec, out=out, address=cluster.address, trainable=steady, verbose=False)
-    print("RESULT " + json.dumps(killed), flush=True)
-    ray.shutdown()
-    cluster.shutdown()
+    try:
+        run_search(spec, out=out, address=cluster.address, trainable=steady, verbose=False)
+        print("RESULT " + json.dumps(killed), flush=True)
+    finally:  # a cluster left up leaves /tmp/ray pointing at it for every later ray.init
+        ray.shutdown()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

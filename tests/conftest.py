@@ -42,6 +42,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def study_created(db: Path, name: str) -> bool:
+    """Whether the run being watched has created study ``name`` in the SQLite file ``db``.
+
+    Read-only, through sqlite3: ``optuna.load_study`` on a file whose tables do not
+    exist yet would create them, racing the run's own creation (one side then fails
+    with "table studies already exists").
+    """
+    import sqlite3
+
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True) as con:
+            row = con.execute("SELECT 1 FROM studies WHERE study_name = ?", (name,)).fetchone()
+    except sqlite3.Error:  # no tables yet, or locked for a moment
+        return False
+    return row is not None
+
+
 def _pg_binary(name: str) -> str | None:
     import glob
     import shutil

@@ -16,6 +16,7 @@ import optuna
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import study_created
 from optuna.trial import TrialState
 
 from analysis.rundir import RunDir
@@ -295,11 +296,9 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
 
 
 def _finished(storage: str) -> int:
-    try:
-        study = optuna.load_study(study_name="toy", storage=storage)
-    except Exception:  # not created yet
-        return 0
-    return finished_count(study)
+    if not study_created(Path(storage.removeprefix("sqlite:///")), "toy"):
+        return 0  # (loading it now would race the run's creation of the tables)
+    return finished_count(optuna.load_study(study_name="toy", storage=storage))
 
 
 def grow(config):
