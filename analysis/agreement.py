@@ -17,18 +17,38 @@ from typing import Any
 
 from scipy.stats import spearmanr
 
-__all__ = ["LABELLED", "LABEL_FREE", "Agreement", "agreement", "all_agreements"]
+__all__ = [
+    "Agreement",
+    "Metrics",
+    "agreement",
+    "all_agreements",
+    "label_free_metrics",
+    "labelled_metrics",
+]
 
-#: Labelled probe metrics (higher is better).
-LABELLED: tuple[str, ...] = ("knn_top1", "linear_top1")
+Metrics = Mapping[str, Mapping[str, Any]]
+"""metric -> ``{"direction", "labels", "headline", "probe"}``, as the run directory records
+them (:meth:`analysis.rundir.RunDir.metrics`)."""
 
-#: Label-free metrics and the direction in which they are better.
-LABEL_FREE: dict[str, str] = {
-    "rankme": "maximize",
-    "alpha_req": "minimize",  # |alpha - 1|: 0 is the ideal power law
-    "alignment": "minimize",
-    "uniformity": "minimize",
-}
+
+def labelled_metrics(metrics: Metrics) -> list[str]:
+    """The headline metric of each labelled probe (``knn_top1``, ``linear_top1``)."""
+    return [m for m, info in metrics.items() if info["labels"] and info["headline"]]
+
+
+def label_free_metrics(metrics: Metrics) -> dict[str, str]:
+    """Each label-free metric that has a direction -> that direction.
+
+    Example:
+        >>> label_free_metrics({"rankme": {"labels": False, "direction": "maximize"},
+        ...                     "alpha_req_alpha": {"labels": False, "direction": None}})
+        {'rankme': 'maximize'}
+    """
+    return {
+        m: info["direction"]
+        for m, info in metrics.items()
+        if not info["labels"] and info["direction"] is not None
+    }
 
 
 @dataclass(frozen=True)
@@ -57,23 +77,23 @@ class Agreement:
 
 
 def agreement(
-    rows: Sequence[Mapping[str, Any]], *, labelled: str, label_free: str
+    rows: Sequence[Mapping[str, Any]], *, labelled: str, label_free: str, direction: str
 ) -> Agreement | None:
     """Agreement of ``label_free`` with ``labelled`` over completed trial rows.
 
-    ``rows`` are ``trials.parquet`` rows (``final/<metric>`` columns). Returns
-    None when fewer than 3 completed trials report both.
+    ``rows`` are ``trials.parquet`` rows (``final/<metric>`` columns);
+    ``direction`` is the label-free metric's. Returns None when fewer than 3
+    completed trials report both.
 
     Example:
         >>> rows = [
         ...     {"number": i, "state": "COMPLETE", "final/knn_top1": a, "final/rankme": r}
         ...     for i, (a, r) in enumerate([(0.5, 3.0), (0.7, 5.0), (0.6, 6.0)])
         ... ]
-        >>> a = agreement(rows, labelled="knn_top1", label_free="rankme")
+        >>> a = agreement(rows, labelled="knn_top1", label_free="rankme", direction="maximize")
         >>> a.spearman, round(a.accuracy_lost, 2), a.selected_trial
         (0.5, 0.1, 2)
     """
-    direction = LABEL_FREE[label_free]
     usable = []
     for r in rows:
         if r.get("state") != "COMPLETE":
@@ -102,14 +122,16 @@ def agreement(
     )
 
 
-def all_agreements(rows: Sequence[Mapping[str, Any]]) -> list[Agreement]:
-    """Every (labelled, label-free) pair that the trials report."""
+def all_agreements(rows: Sequence[Mapping[str, Any]], metrics: Metrics) -> list[Agreement]:
+    """Every (labelled, label-free) pair of ``metrics`` that the trials report."""
     columns = set(rows[0]) if rows else set()
     out = []
-    for labelled in LABELLED:
-        for label_free in LABEL_FREE:
+    for labelled in labelled_metrics(metrics):
+        for label_free, direction in label_free_metrics(metrics).items():
             if {f"final/{labelled}", f"final/{label_free}"} <= columns:
-                result = agreement(rows, labelled=labelled, label_free=label_free)
+                result = agreement(
+                    rows, labelled=labelled, label_free=label_free, direction=direction
+                )
                 if result is not None:
                     out.append(result)
     return out

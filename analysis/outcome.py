@@ -144,7 +144,7 @@ class Outcome:
     @functools.cached_property
     def agreements(self) -> list[Agreement]:
         """Label-free vs labelled agreement over the completed trials."""
-        return all_agreements(self.trials)
+        return all_agreements(self.trials, self.run.metrics())
 
 
 def _spent(trials: list[dict], curves: list[dict], epochs: int) -> Spent:

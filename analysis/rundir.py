@@ -11,6 +11,7 @@ Layout::
             run.json         which trainable ran; the Tune experiments of each session
             study.db         the Optuna study (SQLite unless spec.yaml names a storage)
             baseline.json    the probes on the random-init encoder
+            metrics.json     every probe metric: its direction, whether it needs labels
             tune/, tune.N/   the Tune experiment of the run and of each resume
             trials.parquet, curves.parquet, report.html, figures/
 
@@ -25,12 +26,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from analysis.results import join, result_files
+from spaces import load_spec
 from spaces.compile import FIXED_ATTR_PREFIX
+from trainables.catalogue import shipped
 
 if TYPE_CHECKING:
     import optuna
@@ -41,6 +44,7 @@ __all__ = [
     "BASELINE_FILE",
     "CURVES_FILE",
     "FIGURES_DIR",
+    "METRICS_FILE",
     "REPORT_FILE",
     "RUN_FILE",
     "SPEC_FILE",
@@ -59,6 +63,7 @@ SPEC_FILE = "spec.yaml"
 RUN_FILE = "run.json"
 STUDY_FILE = "study.db"
 BASELINE_FILE = "baseline.json"
+METRICS_FILE = "metrics.json"
 TRIALS_FILE = "trials.parquet"
 CURVES_FILE = "curves.parquet"
 REPORT_FILE = "report.html"
@@ -248,8 +253,6 @@ class RunDir:
         ``check_trainables`` validates it against the built-in trainable as a
         new run would (what ``resume`` needs); the analyses only read it.
         """
-        from spaces import load_spec
-
         builtin = check_trainables and self.info().builtin_trainable
         return load_spec(self.spec_path, builtin_trainable=builtin)
 
@@ -276,6 +279,20 @@ class RunDir:
 
     def write_baseline(self, metrics: dict[str, float]) -> None:
         (self.path / BASELINE_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """The probe metrics the run's trials report: direction, labels, headline, probe.
+
+        Recorded at the start of a run of the built-in trainable; for a run
+        without the record, the registries' own (their torch-free snapshot).
+        """
+        try:
+            return json.loads((self.path / METRICS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return shipped().metrics()
+
+    def write_metrics(self, metrics: dict[str, dict[str, Any]]) -> None:
+        (self.path / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
 
     def result_files(self) -> list[str]:
         """Every trial's ``result.json`` of every Tune experiment of the run, in session order."""

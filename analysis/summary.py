@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from analysis.agreement import LABEL_FREE
+from analysis.agreement import label_free_metrics
 from analysis.outcome import Outcome, digest
 
 __all__ = ["format_summary"]
@@ -107,7 +107,7 @@ def _agreement(outcome: Outcome) -> list[str]:
             f"selecting by {a.label_free} picks trial {a.selected_trial} "
             f"({a.labelled} {a.selected_labelled:.4f}, {a.accuracy_lost:.4f} below the best)"
         )
-    if outcome.metric in LABEL_FREE:
+    if outcome.metric in label_free_metrics(outcome.run.metrics()):
         for a in found:
             if a.label_free == outcome.metric:
                 lines.append(

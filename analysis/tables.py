@@ -25,6 +25,7 @@ from typing import Any
 import optuna
 import pyarrow as pa
 import pyarrow.parquet as pq
+from optuna.trial import FrozenTrial
 
 from analysis.results import result_rows
 from analysis.rundir import Attr, RunDir, open_storage
@@ -145,71 +146,83 @@ def build_tables(
         study_name=study_name or spec.study.name,
         storage=open_storage(storage or run.study_ref()[0]),
     )
-    directions = [d.name.lower() for d in study.directions]
-    objective_metrics = [o.metric for o in spec.study.objectives]
-    curves_by_tune = read_curves(run_dir)
-
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    metric_names: list[str] = []
-    curve_rows: list[dict[str, Any]] = []
-    per_trial: dict[int, list[dict[str, float]]] = {}
-    rows_of: dict[int, list[dict[str, Any]]] = {}
-    for t in trials:
-        rows = curves_by_tune.get(t.user_attrs.get(Attr.TUNE_TRIAL_ID, ""), [])
-        step = int(t.user_attrs.get(Attr.RESUME_STEP, 0))
-        if step:  # re-run from an interrupted trial's checkpoint: its epochs, then ours
-            inherited = [
-                r for r in rows_of.get(t.user_attrs[Attr.RESUMED_FROM], []) if r["_epoch"] <= step
-            ]
-            rows = inherited + [{**r, "_epoch": r["training_iteration"] + step} for r in rows]
-        else:
-            rows = [{**r, "_epoch": r["training_iteration"]} for r in rows]
-        rows_of[t.number] = rows
-        per_trial[t.number] = []
-        for row in rows:
-            metrics = dict(_metric_items(row))
-            for name in metrics:
-                if name not in metric_names:
-                    metric_names.append(name)
-            per_trial[t.number].append(metrics)
-            curve_rows.append(
-                {
-                    "trial": t.number,
-                    "epoch": int(row["_epoch"]),
-                    "time_s": float(row.get("time_total_s", math.nan)),
-                    **metrics,
-                }
-            )
+    curves = _Curves(trials, read_curves(run.path))
+    directions = [d.name.lower() for d in study.directions]
+    objectives = [o.metric for o in spec.study.objectives][: len(directions)]
+    return (
+        _trials_table(trials, curves, dict(zip(objectives, directions, strict=False))),
+        _curves_table(curves),
+    )
 
-    columns: dict[str, pa.Array] = {}
-    columns["number"] = pa.array([t.number for t in trials], pa.int64())
-    columns["state"] = pa.array([t.state.name for t in trials], pa.string())
-    columns["value"] = pa.array([t.values[0] if t.values else None for t in trials], pa.float64())
-    columns["epochs"] = pa.array([len(per_trial[t.number]) for t in trials], pa.int64())
-    columns["pruned_at"] = pa.array(
-        [
-            t.user_attrs.get(Attr.PRUNED_AT, t.last_step)
-            if t.state == optuna.trial.TrialState.PRUNED
-            else None
-            for t in trials
-        ],
-        pa.int64(),
-    )
-    columns["wall_time_s"] = pa.array(
-        [
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None
-            for t in trials
-        ],
-        pa.float64(),
-    )
-    columns["tune_trial_id"] = pa.array(
-        [t.user_attrs.get(Attr.TUNE_TRIAL_ID) for t in trials], pa.string()
-    )
-    columns["fail_reason"] = pa.array(
-        [t.user_attrs.get(Attr.FAIL_REASON) for t in trials], pa.string()
-    )
+
+class _Curves:
+    """Every trial's reported rows by epoch, a re-run's inherited epochs included."""
+
+    def __init__(self, trials: list[FrozenTrial], by_tune_id: dict[str, list[dict]]) -> None:
+        self.metric_names: list[str] = []
+        self.rows: list[dict[str, Any]] = []  # curves.parquet's rows
+        self.per_trial: dict[int, list[dict[str, float]]] = {}
+        rows_of: dict[int, list[dict[str, Any]]] = {}
+        for t in trials:
+            rows = by_tune_id.get(t.user_attrs.get(Attr.TUNE_TRIAL_ID, ""), [])
+            step = int(t.user_attrs.get(Attr.RESUME_STEP, 0))
+            if step:  # re-run from an interrupted trial's checkpoint: its epochs, then ours
+                source = rows_of.get(t.user_attrs[Attr.RESUMED_FROM], [])
+                inherited = [r for r in source if r["_epoch"] <= step]
+                rows = inherited + [{**r, "_epoch": r["training_iteration"] + step} for r in rows]
+            else:
+                rows = [{**r, "_epoch": r["training_iteration"]} for r in rows]
+            rows_of[t.number] = rows
+            self.per_trial[t.number] = [self._add(t.number, row) for row in rows]
+
+    def _add(self, number: int, row: Mapping[str, Any]) -> dict[str, float]:
+        metrics = dict(_metric_items(row))
+        for name in metrics:
+            if name not in self.metric_names:
+                self.metric_names.append(name)
+        time_s = float(row.get("time_total_s", math.nan))
+        self.rows.append(
+            {"trial": number, "epoch": int(row["_epoch"]), "time_s": time_s, **metrics}
+        )
+        return metrics
+
+    def series(self, number: int, metric: str) -> list[float]:
+        return [m[metric] for m in self.per_trial[number] if metric in m]
+
+
+def _attr_column(trials: list[FrozenTrial], key: str, dtype: pa.DataType) -> pa.Array:
+    return pa.array([t.user_attrs.get(key) for t in trials], dtype)
+
+
+def _trials_table(
+    trials: list[FrozenTrial], curves: _Curves, directions: Mapping[str, str]
+) -> pa.Table:
+    pruned = optuna.trial.TrialState.PRUNED
+    columns: dict[str, pa.Array] = {
+        "number": pa.array([t.number for t in trials], pa.int64()),
+        "state": pa.array([t.state.name for t in trials], pa.string()),
+        "value": pa.array([t.values[0] if t.values else None for t in trials], pa.float64()),
+        "epochs": pa.array([len(curves.per_trial[t.number]) for t in trials], pa.int64()),
+        "pruned_at": pa.array(
+            [
+                t.user_attrs.get(Attr.PRUNED_AT, t.last_step) if t.state == pruned else None
+                for t in trials
+            ],
+            pa.int64(),
+        ),
+        "wall_time_s": pa.array(
+            [
+                (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else None
+                for t in trials
+            ],
+            pa.float64(),
+        ),
+        "tune_trial_id": _attr_column(trials, Attr.TUNE_TRIAL_ID, pa.string()),
+        "fail_reason": _attr_column(trials, Attr.FAIL_REASON, pa.string()),
+    }
     if any(Attr.PBT_SCHEDULE in t.user_attrs for t in trials):  # PBT: what each trial followed
         columns["pbt_schedule"] = pa.array(
             [
@@ -220,48 +233,53 @@ def build_tables(
             ],
             pa.string(),
         )
-    columns["resumed_from"] = pa.array(
-        [t.user_attrs.get(Attr.RESUMED_FROM) for t in trials], pa.int64()
-    )
-    for i, metric in enumerate(objective_metrics[: len(directions)]):
+    columns["resumed_from"] = _attr_column(trials, Attr.RESUMED_FROM, pa.int64())
+    for i, metric in enumerate(directions):
         columns[f"value/{metric}"] = pa.array(
             [t.values[i] if t.values else None for t in trials], pa.float64()
         )
-    param_names: list[str] = []
+    columns.update(_param_columns(trials))
+    for name in curves.metric_names:
+        series = [curves.series(t.number, name) for t in trials]
+        direction = directions.get(name, "maximize")
+        columns[f"final/{name}"] = pa.array([s[-1] if s else None for s in series], pa.float64())
+        columns[f"best/{name}"] = pa.array(
+            [_best(s, direction) if s else None for s in series], pa.float64()
+        )
+    meta = {b"sslsearch.schema": f"trials/{SCHEMA_VERSION}".encode()}
+    return pa.table(columns).replace_schema_metadata(meta)
+
+
+def _param_columns(trials: list[FrozenTrial]) -> dict[str, pa.Array]:
+    """``param/<name>`` for every sampled and fixed parameter, in first-seen order."""
+    names: list[str] = []
     for t in trials:
-        for name in list(t.params) + [
+        fixed = [
             k.removeprefix(Attr.FIXED_PREFIX)
             for k in t.user_attrs
             if k.startswith(Attr.FIXED_PREFIX)
-        ]:
-            if name not in param_names:
-                param_names.append(name)
-    for name in param_names:
-        values = [t.params.get(name, t.user_attrs.get(f"fixed/{name}")) for t in trials]
+        ]
+        for name in [*t.params, *fixed]:
+            if name not in names:
+                names.append(name)
+    columns = {}
+    for name in names:
+        values = [t.params.get(name, t.user_attrs.get(Attr.FIXED_PREFIX + name)) for t in trials]
         columns[f"param/{name}"] = _column(values, _param_type(values))
-    direction_of = dict(zip(objective_metrics, directions, strict=False))
-    for name in metric_names:
-        finals, bests = [], []
-        for t in trials:
-            series = [m[name] for m in per_trial[t.number] if name in m]
-            finals.append(series[-1] if series else None)
-            bests.append(_best(series, direction_of.get(name, "maximize")) if series else None)
-        columns[f"final/{name}"] = pa.array(finals, pa.float64())
-        columns[f"best/{name}"] = pa.array(bests, pa.float64())
-    meta = {b"sslsearch.schema": f"trials/{SCHEMA_VERSION}".encode()}
-    trials_table = pa.table(columns).replace_schema_metadata(meta)
+    return columns
 
-    curve_columns: dict[str, pa.Array] = {
-        "trial": pa.array([r["trial"] for r in curve_rows], pa.int64()),
-        "epoch": pa.array([r["epoch"] for r in curve_rows], pa.int64()),
-        "time_s": pa.array([r["time_s"] for r in curve_rows], pa.float64()),
+
+def _curves_table(curves: _Curves) -> pa.Table:
+    rows = curves.rows
+    columns: dict[str, pa.Array] = {
+        "trial": pa.array([r["trial"] for r in rows], pa.int64()),
+        "epoch": pa.array([r["epoch"] for r in rows], pa.int64()),
+        "time_s": pa.array([r["time_s"] for r in rows], pa.float64()),
     }
-    for name in metric_names:
-        curve_columns[name] = pa.array([r.get(name) for r in curve_rows], pa.float64())
-    curves_table = pa.table(curve_columns).replace_schema_metadata(
-        {b"sslsearch.schema": f"curves/{SCHEMA_VERSION}".encode()}
-    )
-    return trials_table, curves_table
+    for name in curves.metric_names:
+        columns[name] = pa.array([r.get(name) for r in rows], pa.float64())
+    meta = {b"sslsearch.schema": f"curves/{SCHEMA_VERSION}".encode()}
+    return pa.table(columns).replace_schema_metadata(meta)
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:

@@ -171,8 +171,10 @@ def run_search(
         bridge.study.enqueue_trial(dict(point), skip_if_exists=True)
     bridge.study  # noqa: B018 - create the study before any trial starts
     if trainable is None:
+        from trainables.catalogue import live
         from trainables.loop import random_init_metrics
 
+        run.write_metrics(live().metrics())
         logger.info("measuring the random-init baseline of the encoder ...")
         run.write_baseline(random_init_metrics(base, dataset))
     return _session(

@@ -25,7 +25,7 @@ from search.sampler import OptunaSearcher, StudyBridge
 from spaces import SearchSpec, define_by_run
 from spaces.compile import grid_search_space
 from spaces.study import build_pruner, build_sampler
-from trainables._registry import make_register
+from trainables._registry import Registry
 
 __all__ = [
     "LOGGER_CALLBACKS",
@@ -40,15 +40,15 @@ __all__ = [
 ]
 
 #: ``name -> (bridge, spec, metric, mode) -> TrialScheduler``; ``optuna`` is the pruning bridge.
-SCHEDULERS: dict[str, Callable[..., Any]] = {}
-register_scheduler = make_register(SCHEDULERS, "scheduler")
+SCHEDULERS: Registry[Callable[..., Any]] = Registry("Tune scheduler")
+register_scheduler = SCHEDULERS.register
 #: ``name -> (spec, run_dir, options) -> tune.Callback``.
-LOGGER_CALLBACKS: dict[str, Callable[..., Any]] = {}
-register_logger = make_register(LOGGER_CALLBACKS, "logger")
+LOGGER_CALLBACKS: Registry[Callable[..., Any]] = Registry("logger")
+register_logger = LOGGER_CALLBACKS.register
 
 
 def init_ray(address: str | None, *, num_cpus: int | None) -> None:
-    """Start a local Ray (dashboard off) or attach to ``address``."""
+    """Start a new local Ray (dashboard off) or attach to ``address`` (``auto``, ``ray://...``)."""
     import ray
 
     if ray.is_initialized():

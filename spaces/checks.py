@@ -4,7 +4,8 @@
 :class:`~spaces.model.SearchSpec`: each check adds located problems, and the
 spec is refused with all of them at once. With the built-in trainable, the
 space is compiled at every parameter's ends and each resulting trial config
-is validated exactly as a trial would (:func:`trainables.validate.parse_trial_config`).
+is validated exactly as a trial would (:func:`trainables.validate.parse_trial_config`),
+against the torch-free snapshot of the registries (:mod:`trainables.catalogue`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from spaces.errors import Problems
 from spaces.model import Param, SearchSpec, is_number
 from spaces.study import MULTI_OBJECTIVE_SAMPLERS, build_pruner, build_sampler
 from trainables._registry import UnknownNameError
+from trainables.catalogue import shipped
+from trainables.config import ConfigError
+from trainables.validate import parse_trial_config
 
 __all__ = ["check_conditions", "check_spec", "pbt_mutated"]
 
@@ -173,15 +177,11 @@ def _check_pbt(spec: SearchSpec, problems: Problems) -> None:
 
 def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
     """Compile the space at each param's extremes and parse the trial config."""
-    from trainables.config import ConfigError
-    from trainables.objectives import OBJECTIVE_WEIGHTS
-    from trainables.probes import probe_metric_names
-    from trainables.validate import parse_trial_config
-
     names = set(spec.param_names)
+    catalogue = shipped()  # the registries' facts, without importing torch
     for config in representative_configs(spec):
         try:
-            cfg = parse_trial_config(config)
+            cfg = parse_trial_config(config, catalogue=catalogue)
         except ConfigError as err:
             # The problem is in a param when the key path starts with one.
             param = next((n for n in names if err.path == n or err.path.startswith(n + "/")), None)
@@ -192,9 +192,9 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
                 problems.add(parts, err.message, key=err.path)
             return
     metrics = {"loss", "epoch", "lr", "train_time_s", "trial_time_s"}
-    metrics.update(f"loss_{t}" for t in OBJECTIVE_WEIGHTS.get(cfg.loss.name, {}))
+    metrics.update(f"loss_{t}" for t in catalogue.entry("objective", cfg.loss.name).meta["weights"])
     for probe in cfg.probe.names:
-        metrics.update(probe_metric_names(probe))
+        metrics.update(catalogue.entry("probe", probe).meta["metrics"])
     many = len(spec.study.objectives) > 1
     for i, objective in enumerate(spec.study.objectives):
         if objective.metric not in metrics:

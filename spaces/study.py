@@ -12,13 +12,12 @@ name, with their options, are declared here too (Ray builds them in
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
 
-from trainables._registry import lookup, make_register
+from trainables._registry import REQUIRED, Registry
 
 __all__ = [
     "LOGGERS",
@@ -33,10 +32,12 @@ __all__ = [
     "resolved_options",
 ]
 
-SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {}
-register_sampler = make_register(SAMPLERS, "sampler")
-PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {}
-register_pruner = make_register(PRUNERS, "pruner")
+SAMPLERS: Registry[Callable[..., optuna.samplers.BaseSampler]] = Registry(
+    "sampler", reserved=("search_space",)
+)
+register_sampler = SAMPLERS.register
+PRUNERS: Registry[Callable[..., optuna.pruners.BasePruner]] = Registry("pruner")
+register_pruner = PRUNERS.register
 
 
 @register_sampler("tpe")
@@ -239,8 +240,8 @@ def _patient(
     return optuna.pruners.PatientPruner(inner, patience=patience, min_delta=min_delta)
 
 
-def _build(registry: dict, kind: str, name: str, options: Mapping[str, Any]) -> Any:
-    factory = lookup(registry, kind, name)
+def _build(registry: Registry, kind: str, name: str, options: Mapping[str, Any]) -> Any:
+    factory = registry.lookup(name)
     try:
         return factory(**dict(options))
     except TypeError as err:
@@ -276,12 +277,9 @@ def resolved_options(
         {'n_startup_trials': 5, 'n_warmup_steps': 2, 'interval_steps': 1, 'n_min_trials': 1}
     """
     registry = SAMPLERS if kind == "sampler" else PRUNERS
-    factory = registry.get(name)
     out: dict[str, Any] = {}
-    if factory is not None:  # an unknown name is reported by the checks
-        for key, p in inspect.signature(factory).parameters.items():
-            if key != "search_space" and p.default is not inspect.Parameter.empty:
-                out[key] = p.default
+    if name in registry:  # an unknown name is reported by the checks
+        out = {k: v for k, v in registry.options(name).items() if v is not REQUIRED}
     out.update(options or {})
     return out
 

@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from analysis.agreement import agreement, all_agreements
+from trainables.catalogue import shipped
 
 
 def rows_of(pairs, metric="rankme", states=None):
@@ -24,7 +25,7 @@ def rows_of(pairs, metric="rankme", states=None):
 
 def test_spearman_and_accuracy_lost_for_a_maximised_score():
     pairs = [(0.50, 3.0), (0.70, 5.0), (0.60, 6.0), (0.65, 4.0), (0.40, 1.0)]
-    a = agreement(rows_of(pairs), labelled="knn_top1", label_free="rankme")
+    a = agreement(rows_of(pairs), labelled="knn_top1", label_free="rankme", direction="maximize")
     expected = spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
     assert a.spearman == pytest.approx(expected)
     assert a.n == 5 and a.selected_trial == 2
@@ -34,19 +35,34 @@ def test_spearman_and_accuracy_lost_for_a_maximised_score():
 
 def test_minimised_scores_are_oriented():
     pairs = [(0.5, 0.9), (0.7, 0.1), (0.6, 0.5)]  # lower alignment = better and more accurate
-    a = agreement(rows_of(pairs, "alignment"), labelled="knn_top1", label_free="alignment")
+    a = agreement(
+        rows_of(pairs, "alignment"),
+        labelled="knn_top1",
+        label_free="alignment",
+        direction="minimize",
+    )
     assert a.spearman == pytest.approx(1.0)
     assert a.accuracy_lost == 0.0 and a.selected_trial == 1
 
 
 def test_only_completed_finite_trials_count():
     pairs = [(0.5, 1.0), (0.9, 9.0), (0.6, 2.0), (0.7, math.nan), (0.8, 3.0)]
-    a = agreement(rows_of(pairs, states={1: "PRUNED"}), labelled="knn_top1", label_free="rankme")
+    a = agreement(
+        rows_of(pairs, states={1: "PRUNED"}),
+        labelled="knn_top1",
+        label_free="rankme",
+        direction="maximize",
+    )
     assert a.n == 3 and a.spearman == pytest.approx(1.0)
-    assert agreement(rows_of(pairs[:2]), labelled="knn_top1", label_free="rankme") is None
+    assert (
+        agreement(
+            rows_of(pairs[:2]), labelled="knn_top1", label_free="rankme", direction="maximize"
+        )
+        is None
+    )
 
 
 def test_all_agreements_finds_the_reported_pairs():
     rows = rows_of([(0.5, 1.0), (0.6, 2.0), (0.7, 3.0)])
-    found = all_agreements(rows)
+    found = all_agreements(rows, shipped().metrics())
     assert [(a.labelled, a.label_free) for a in found] == [("knn_top1", "rankme")]

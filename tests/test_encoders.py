@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from trainables.config import ConfigError, ModelConfig
-from trainables.encoders import PRESETS, build_encoder
+from trainables.encoders import ENCODERS, build_encoder
 
 
-@pytest.mark.parametrize("name", sorted(n for n in PRESETS if PRESETS[n]["arch"] == "vit"))
+@pytest.mark.parametrize("name", sorted(n for n in ENCODERS if ENCODERS.meta(n)["attention"]))
 def test_presets_build_for_their_image_size(name):
     size = 8 if "digits" in name else 32
     enc = build_encoder(ModelConfig(name=name), image_size=size, channels=3)

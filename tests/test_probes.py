@@ -12,7 +12,6 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from trainables.data import DataConfig, load_dataset
 from trainables.probes import (
-    PROBE_INFO,
     PROBES,
     align_uniform,
     alpha_req,
@@ -154,15 +153,15 @@ def test_align_uniform_constructed_cases():
 @pytest.mark.parametrize("name", sorted(PROBES))
 def test_every_probe_reports_exactly_its_declared_metrics(name):
     feats, labels = clusters(n=120, classes=7)
-    info = PROBE_INFO[name]
-    kwargs = {"views": (feats, feats + 0.1)} if info.views else {}
+    info = PROBES.meta(name)
+    kwargs = {"views": (feats, feats + 0.1)} if info["views"] else {}
     out = PROBES[name](feats[:80], labels[:80], feats[80:], labels[80:], **kwargs)
-    expected = set(info.metrics)
+    expected = set(info["metrics"])
     assert set(out) == expected
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(PROBES) if PROBE_INFO[n].needs_labels])
+@pytest.mark.parametrize("name", [n for n in sorted(PROBES) if PROBES.meta(n)["needs_labels"]])
 def test_labelled_probes_refuse_missing_labels(name):
     with pytest.raises(ValueError, match="needs labels"):
         PROBES[name](torch.zeros(3, 2), None, torch.zeros(3, 2), None)

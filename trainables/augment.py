@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables._registry import lookup, make_register
+from trainables._registry import Registry
 from trainables.config import ConfigError
 
 __all__ = [
@@ -39,8 +39,10 @@ __all__ = [
 ]
 
 AugmentOpFn = Callable[..., nn.Module]
-AUGMENT_OPS: dict[str, AugmentOpFn] = {}
-register_augment_op = make_register(AUGMENT_OPS, "augment_op")
+AUGMENT_OPS: Registry[AugmentOpFn] = Registry(
+    "augmentation op", reserved=("image_size", "channels")
+)
+register_augment_op = AUGMENT_OPS.register
 
 
 def _coin(batch: int, p: float, device: torch.device) -> torch.Tensor:
@@ -370,7 +372,7 @@ def build_pipeline(
     """
     modules = []
     for name, params in ops.items():
-        fn = lookup(AUGMENT_OPS, "augmentation op", name)
+        fn = AUGMENT_OPS.lookup(name)
         try:
             modules.append(fn(image_size=image_size, channels=channels, **dict(params)))
         except (TypeError, ValueError) as err:

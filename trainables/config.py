@@ -263,44 +263,52 @@ def _build(cls: type, values: Mapping[str, Any], path: str) -> Any:
     return cls(**kwargs)
 
 
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    )
+
+
+#: Scalar field types: (accepts the value, converts it, what the message says was expected).
+_SCALARS: dict[type, tuple[Any, Any, str]] = {
+    float: (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        float,
+        "a number",
+    ),
+    int: (_is_int, int, "an integer"),
+    str: (lambda v: isinstance(v, str), str, "a string"),
+    bool: (lambda v: isinstance(v, bool), bool, "true or false"),
+}
+
+
 def _coerce(hint: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against the field's type hint and convert it; ConfigError otherwise."""
     if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(path, f"expected a mapping, got {value!r}")
-        return _build(hint, value, path)
+        return _build(hint, _mapping(value, path), path)
     origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, path)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(path, f"expected a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        ):
-            raise ConfigError(path, f"expected an integer, got {value!r}")
-        return int(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(path, f"expected a string, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(path, f"expected true or false, got {value!r}")
-        return value
+        return _coerce(next(a for a in args if a is not type(None)), value, path)
+    if hint in _SCALARS:
+        accepts, convert, expected = _SCALARS[hint]
+        if not accepts(value):
+            raise ConfigError(path, f"expected {expected}, got {value!r}")
+        return convert(value)
     if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list | tuple):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
             raise ConfigError(path, f"expected a list, got {value!r}")
-        return tuple(_coerce(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        inner = typing.get_args(hint)[0]
+        return tuple(_coerce(inner, v, f"{path}[{i}]") for i, v in enumerate(items))
     if origin in (Mapping, dict) or hint is Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(path, f"expected a mapping, got {value!r}")
-        return _copy_mapping(value)
+        return _copy_mapping(_mapping(value, path))
+    return value
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"expected a mapping, got {value!r}")
     return value

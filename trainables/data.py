@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainables._registry import lookup, make_register
+from trainables._registry import Registry
 from trainables.config import ConfigError, DataConfig
 
 __all__ = [
@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 DataSourceFn = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
-DATA_SOURCES: dict[str, DataSourceFn] = {}
-register_data_source = make_register(DATA_SOURCES, "data_source")
+DATA_SOURCES: Registry[DataSourceFn] = Registry("data source")
+register_data_source = DATA_SOURCES.register
 
 
 @dataclass(frozen=True)
@@ -397,7 +397,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         >>> tuple(ds.train_x.shape), ds.train_x.dtype, ds.num_classes
         ((1348, 1, 8, 8), torch.uint8, 10)
     """
-    source = lookup(DATA_SOURCES, "data source", cfg.name)
+    source = DATA_SOURCES.lookup(cfg.name)
     try:
         images, labels = source(**dict(cfg.options))
     except TypeError as err:

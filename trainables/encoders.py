@@ -8,7 +8,7 @@ for probes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import timm
@@ -17,49 +17,85 @@ from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from trainables._registry import Registry
 from trainables.config import ConfigError, ModelConfig
 
-__all__ = ["PRESETS", "Encoder", "build_encoder", "check_timm_name"]
+__all__ = ["ENCODERS", "Encoder", "build_encoder", "check_timm_name", "register_encoder"]
 
-#: Named presets: a timm architecture plus its size. ``img_size`` comes from the data.
-PRESETS: dict[str, Mapping[str, Any]] = {
-    # 8x8 digits: 2x2 patches -> 16 tokens; 4 blocks, 96 wide.
-    "vit_digits": {
-        "arch": "vit",
-        "patch_size": 2,
-        "embed_dim": 96,
-        "depth": 4,
-        "num_heads": 4,
-    },
-    # 32x32 images (shapes, CIFAR-style): 4x4 patches -> 64 tokens.
-    "vit_tiny_32": {
-        "arch": "vit",
-        "patch_size": 4,
-        "embed_dim": 192,
-        "depth": 6,
-        "num_heads": 3,
-    },
-    # Small images (16-32 px) for the two-view objectives: a timm ResNet with one
-    # BasicBlock per stage and a 3x3 stride-1 stem without max-pool (the stem SimCLR
-    # uses on CIFAR), so a 16x16 image keeps 16x16 maps in the first stage.
-    "resnet_small": {
-        "arch": "resnet",
-        "layers": (1, 1, 1, 1),
-        "widths": (16, 32, 64, 128),
-        "stem_width": 16,
-    },
-}
+#: Named encoders: ``(*, image_size, channels, **size) -> timm model``. Their size
+#: options are the ``model/`` overrides (``patch_size``, ``embed_dim``, ...) they take;
+#: ``attention`` says whether the model has ViT attention blocks. Any other name is
+#: a timm model.
+ENCODERS: Registry[Callable[..., nn.Module]] = Registry(
+    "encoder", reserved=("image_size", "channels")
+)
+register_encoder = ENCODERS.register
+
+
+@register_encoder("vit_digits", attention=True)
+def vit_digits(
+    *,
+    image_size: int,
+    channels: int,
+    patch_size: int = 2,
+    embed_dim: int = 96,
+    depth: int = 4,
+    num_heads: int = 4,
+) -> nn.Module:
+    """8x8 digits: 2x2 patches -> 16 tokens; 4 blocks, 96 wide."""
+    return VisionTransformer(
+        img_size=image_size,
+        in_chans=channels,
+        num_classes=0,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+    )
+
+
+@register_encoder("vit_tiny_32", attention=True)
+def vit_tiny_32(
+    *,
+    image_size: int,
+    channels: int,
+    patch_size: int = 4,
+    embed_dim: int = 192,
+    depth: int = 6,
+    num_heads: int = 3,
+) -> nn.Module:
+    """32x32 images (shapes, CIFAR-style): 4x4 patches -> 64 tokens."""
+    return VisionTransformer(
+        img_size=image_size,
+        in_chans=channels,
+        num_classes=0,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+    )
+
+
+@register_encoder("resnet_small", attention=False)
+def resnet_small(*, image_size: int, channels: int) -> nn.Module:
+    """Small images (16-32 px) for the two-view objectives: a timm ResNet with one
+    BasicBlock per stage and a 3x3 stride-1 stem without max-pool (the stem SimCLR
+    uses on CIFAR), so a 16x16 image keeps 16x16 maps in the first stage."""
+    return _small_image_resnet(
+        in_chans=channels, layers=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_width=16
+    )
 
 
 def check_timm_name(name: str) -> None:
     """Raise :class:`ConfigError` unless ``name`` is a preset or a timm model."""
-    if name in PRESETS or timm.is_model(name):
+    if name in ENCODERS or timm.is_model(name):
         return
     close = timm.list_models(f"*{name.split('_')[0]}*")[:5]
     hint = f" (timm has e.g. {', '.join(close)})" if close else ""
     raise ConfigError(
         "model/name",
-        f"unknown encoder '{name}': not a preset ({', '.join(PRESETS)}) nor a timm model{hint}",
+        f"unknown encoder '{name}': not a named encoder ({', '.join(ENCODERS)}) "
+        f"nor a timm model{hint}",
     )
 
 
@@ -155,16 +191,10 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
         for k in ("patch_size", "embed_dim", "depth", "num_heads")
         if (v := getattr(cfg, k)) is not None
     }
-    if cfg.name in PRESETS:
-        preset = dict(PRESETS[cfg.name])
-        if preset.pop("arch") == "vit":
-            preset.update(overrides)
-            model = VisionTransformer(
-                img_size=image_size, in_chans=channels, num_classes=0, **preset
-            )
-        else:
+    if cfg.name in ENCODERS:
+        if not set(overrides) <= set(ENCODERS.options(cfg.name)):
             _refuse_vit_overrides(overrides, cfg.name)
-            model = _small_image_resnet(in_chans=channels, **preset)
+        model = ENCODERS[cfg.name](image_size=image_size, channels=channels, **overrides)
     else:
         check_timm_name(cfg.name)
         try:

@@ -24,7 +24,7 @@ from trainables.encoders import build_encoder
 from trainables.errors import SSLSearchError
 from trainables.masking import make_mask
 from trainables.objectives import OBJECTIVES
-from trainables.probes import PROBE_INFO, PROBES
+from trainables.probes import PROBES
 
 __all__ = [
     "NonFiniteLossError",
@@ -77,7 +77,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
         for name in cfg.probe.names:
-            if PROBE_INFO[name].needs_labels and dataset.train_y is None:
+            if PROBES.meta(name)["needs_labels"] and dataset.train_y is None:
                 raise ConfigError(
                     "probe/names",
                     f"probe '{name}' needs labels but data '{dataset.name}' has none; "
@@ -243,7 +243,7 @@ class Trainer:
         metrics: dict[str, float] = {}
         for name in self.cfg.probe.names:
             options = dict(self.cfg.probe.options.get(name, {}))
-            if PROBE_INFO[name].views:
+            if PROBES.meta(name)["views"]:
                 if views is None:
                     views = self.view_features(self.val_x)
                 options["views"] = views

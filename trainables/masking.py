@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from trainables._registry import lookup, make_register
+from trainables._registry import Registry
 
 __all__ = [
     "COLOURS",
@@ -33,8 +33,10 @@ __all__ = [
 ]
 
 MaskFn = Callable[..., torch.Tensor]
-MASKING: dict[str, MaskFn] = {}
-register_masking = make_register(MASKING, "masking")
+MASKING: Registry[MaskFn] = Registry(
+    "masking strategy", reserved=("batch", "grid_hw", "ratio", "generator")
+)
+register_masking = MASKING.register
 
 
 def num_masked(num_tokens: int, ratio: float) -> int:
@@ -289,6 +291,4 @@ def make_mask(
     **options: object,
 ) -> torch.Tensor:
     """Look up ``strategy`` and draw a batch of masks."""
-    return lookup(MASKING, "masking strategy", strategy)(
-        batch, grid_hw, ratio, generator=generator, **options
-    )
+    return MASKING.lookup(strategy)(batch, grid_hw, ratio, generator=generator, **options)

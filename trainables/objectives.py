@@ -22,14 +22,13 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from trainables._registry import make_register, suggest
+from trainables._registry import Registry, suggest
 from trainables.config import ConfigError, ModelConfig
 from trainables.encoders import Encoder
 
 __all__ = [
     "LOSS_TERMS",
     "OBJECTIVES",
-    "OBJECTIVE_WEIGHTS",
     "MAEObjective",
     "Objective",
     "TwoViewObjective",
@@ -37,6 +36,7 @@ __all__ = [
     "barlow_on_diagonal",
     "info_nce",
     "mae_reconstruction",
+    "objective_weights",
     "patchify",
     "projector",
     "register_loss_term",
@@ -46,10 +46,30 @@ __all__ = [
     "vicreg_variance",
 ]
 
-LOSS_TERMS: dict[str, Callable[..., torch.Tensor]] = {}
-register_loss_term = make_register(LOSS_TERMS, "loss_term")
-OBJECTIVES: dict[str, Callable[..., Objective]] = {}
-register_objective = make_register(OBJECTIVES, "objective")
+#: Pure loss terms: tensors in, a scalar out (tested against reference formulas).
+LOSS_TERMS: Registry[Callable[..., torch.Tensor]] = Registry("loss term")
+register_loss_term = LOSS_TERMS.register
+#: Objectives: ``(encoder, *, channels, model_cfg, weights, **options) -> Objective``.
+OBJECTIVES: Registry[Callable[..., Objective]] = Registry(
+    "objective", reserved=("encoder", "channels", "model_cfg", "weights")
+)
+
+
+def register_objective(name: str, *, objective: type[Objective]) -> Callable:
+    """Register an objective factory; its searchable term weights are ``objective``'s
+    ``default_weights`` (``loss/weights/<term>``), recorded with the entry."""
+    return OBJECTIVES.register(name, weights=dict(objective.default_weights))
+
+
+def objective_weights(name: str) -> dict[str, float]:
+    """The term weights of objective ``name`` and their defaults.
+
+    Example:
+        >>> objective_weights("vicreg")
+        {'invariance': 25.0, 'variance': 25.0, 'covariance': 1.0}
+    """
+    return dict(OBJECTIVES.meta(name)["weights"])
+
 
 MaskSampler = Callable[[int], torch.Tensor]
 
@@ -402,7 +422,7 @@ class HybridObjective(MAEObjective):
         }
 
 
-@register_objective("mae")
+@register_objective("mae", objective=MAEObjective)
 def mae(
     encoder: Encoder,
     *,
@@ -417,7 +437,7 @@ def mae(
     )
 
 
-@register_objective("simclr")
+@register_objective("simclr", objective=SimCLRObjective)
 def simclr(
     encoder: Encoder,
     *,
@@ -438,7 +458,7 @@ def simclr(
     )
 
 
-@register_objective("vicreg")
+@register_objective("vicreg", objective=VICRegObjective)
 def vicreg(
     encoder: Encoder,
     *,
@@ -454,7 +474,7 @@ def vicreg(
     )
 
 
-@register_objective("barlow_twins")
+@register_objective("barlow_twins", objective=BarlowTwinsObjective)
 def barlow_twins(
     encoder: Encoder,
     *,
@@ -470,7 +490,7 @@ def barlow_twins(
     )
 
 
-@register_objective("hybrid")
+@register_objective("hybrid", objective=HybridObjective)
 def hybrid(
     encoder: Encoder,
     *,
@@ -494,13 +514,3 @@ def hybrid(
         proj_hidden=proj_hidden,
         proj_dim=proj_dim,
     )
-
-
-#: The term weights of each objective, with their defaults (for validation and docs).
-OBJECTIVE_WEIGHTS: dict[str, Mapping[str, float]] = {
-    "mae": MAEObjective.default_weights,
-    "simclr": SimCLRObjective.default_weights,
-    "vicreg": VICRegObjective.default_weights,
-    "barlow_twins": BarlowTwinsObjective.default_weights,
-    "hybrid": HybridObjective.default_weights,
-}

@@ -5,9 +5,11 @@ Contract (every entry of :data:`PROBES`)::
     fn(train_feats, train_labels | None, val_feats, val_labels | None, **options)
         -> dict[str, float]
 
-Each probe declares the metric names it reports when it is registered
-(``register_probe("knn", metrics=("knn_top1", "knn_top5"))``); the space
-validator uses them to check a study's objective. Features are extracted
+Each probe declares the metrics it reports, with the direction in which each
+is better, when it is registered
+(``register_probe("knn", metrics={"knn_top1": "maximize", ...})``); the space
+validator uses them to check a study's objective, and the run directory
+records them (``metrics.json``) for the analyses. Features are extracted
 once per evaluation and shared by every probe. A probe that also needs two
 augmented views of the probe set (``align_uniform``) is registered with
 ``views=True`` and receives ``views=(feats_a, feats_b)``.
@@ -19,17 +21,15 @@ there are no labels): ``rankme``, ``alpha_req``, ``align_uniform``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 
-from trainables._registry import lookup
+from trainables._registry import Registry
 
 __all__ = [
     "PROBES",
-    "ProbeInfo",
     "align_uniform",
     "alpha_req",
     "knn",
@@ -43,38 +43,34 @@ __all__ = [
 ProbeFn = Callable[..., dict[str, float]]
 
 
-@dataclass(frozen=True)
-class ProbeInfo:
-    """What a registered probe reports and needs."""
-
-    metrics: tuple[str, ...]
-    needs_labels: bool
-    views: bool = False
-
-
-PROBES: dict[str, ProbeFn] = {}
-PROBE_INFO: dict[str, ProbeInfo] = {}
+PROBES: Registry[ProbeFn] = Registry(
+    "probe", reserved=("train_feats", "train_labels", "val_feats", "val_labels", "views")
+)
 
 
 def register_probe(
-    name: str, *, metrics: tuple[str, ...], needs_labels: bool, views: bool = False
+    name: str, *, metrics: Mapping[str, str | None], needs_labels: bool, views: bool = False
 ) -> Callable[[ProbeFn], ProbeFn]:
-    """Register a probe under ``name`` with the metric names it reports."""
+    """Register a probe under ``name``.
 
-    def decorator(fn: ProbeFn) -> ProbeFn:
-        if name in PROBES:
-            raise ValueError(f"probe '{name}' is already registered")
-        PROBES[name] = fn
-        PROBE_INFO[name] = ProbeInfo(tuple(metrics), needs_labels, views)
-        return fn
-
-    return decorator
+    Args:
+        metrics: every metric it reports, in order, with the direction in which
+            it is better (``maximize``/``minimize``; None: informational, never
+            an objective's default direction nor selected by). A labelled
+            probe's first metric is its headline (the one label-free scores
+            are compared with).
+        needs_labels: it fails on data without labels.
+        views: it also takes features of two augmented views (``views=``).
+    """
+    for metric, direction in metrics.items():
+        if direction not in ("maximize", "minimize", None):
+            raise ValueError(f"probe '{name}': metric {metric!r} has direction {direction!r}")
+    return PROBES.register(name, metrics=dict(metrics), needs_labels=needs_labels, views=views)
 
 
 def probe_metric_names(name: str) -> tuple[str, ...]:
     """The metric names probe ``name`` reports (``knn`` -> ``knn_top1``, ``knn_top5``)."""
-    lookup(PROBES, "probe", name)
-    return PROBE_INFO[name].metrics
+    return tuple(PROBES.meta(name)["metrics"])
 
 
 def _need_labels(name: str, *labels: torch.Tensor | None) -> None:
@@ -88,7 +84,7 @@ def _num_classes(*labels: torch.Tensor) -> int:
     return int(torch.cat([y.reshape(-1) for y in labels]).max().item()) + 1
 
 
-@register_probe("knn", metrics=("knn_top1", "knn_top5"), needs_labels=True)
+@register_probe("knn", metrics={"knn_top1": "maximize", "knn_top5": "maximize"}, needs_labels=True)
 def knn(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -196,7 +192,7 @@ def fit_logistic(
     return w.detach(), b.detach()
 
 
-@register_probe("linear", metrics=("linear_top1",), needs_labels=True)
+@register_probe("linear", metrics={"linear_top1": "maximize"}, needs_labels=True)
 def linear(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -248,7 +244,7 @@ def _singular_values(feats: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(feats.double())
 
 
-@register_probe("rankme", metrics=("rankme",), needs_labels=False)
+@register_probe("rankme", metrics={"rankme": "maximize"}, needs_labels=False)
 def rankme(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -268,7 +264,10 @@ def rankme(
     return {"rankme": float(torch.exp(-(p * p.log()).sum()))}
 
 
-@register_probe("alpha_req", metrics=("alpha_req", "alpha_req_alpha"), needs_labels=False)
+# alpha_req is |alpha - 1| (0: the ideal power law); alpha_req_alpha the fitted exponent itself
+@register_probe(
+    "alpha_req", metrics={"alpha_req": "minimize", "alpha_req_alpha": None}, needs_labels=False
+)
 def alpha_req(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -302,7 +301,10 @@ def alpha_req(
 
 
 @register_probe(
-    "align_uniform", metrics=("alignment", "uniformity"), needs_labels=False, views=True
+    "align_uniform",
+    metrics={"alignment": "minimize", "uniformity": "minimize"},
+    needs_labels=False,
+    views=True,
 )
 def align_uniform(
     train_feats: torch.Tensor,

@@ -4,8 +4,10 @@
 :meth:`TrialConfig.from_dict` parses keys and types, then every registry name
 (data source, encoder, masking strategy, augmentation op, objective, probe)
 and every option of the chosen entries is checked against the registered
-function's signature. :mod:`trainables.config` stays a leaf; this module is
-the one that knows every registry.
+function's signature. It reads the registries through a
+:class:`~trainables.catalogue.Catalogue`: a trial uses the live registries,
+``spaces check`` the torch-free snapshot of the same facts.
+:mod:`trainables.config` stays a leaf.
 
 Example:
     >>> parse_trial_config({"mask": {"strategy": "random", "ratio": 0.5}}).mask.ratio
@@ -14,44 +16,41 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from trainables import augment, data, encoders, masking, objectives, probes
-from trainables._registry import UnknownNameError, lookup, suggest
+from trainables._registry import UnknownNameError, suggest
+from trainables.catalogue import Catalogue, live
 from trainables.config import ConfigError, TrialConfig
 
 __all__ = ["check_options", "parse_trial_config", "validate"]
 
-# Arguments a registry passes itself: never options a spec may set.
-_RESERVED = {
-    "objective": ("encoder", "channels", "model_cfg", "weights"),
-    "masking": ("batch", "grid_hw", "ratio", "generator"),
-    "augmentation op": ("image_size", "channels"),
-    "probe": ("train_feats", "train_labels", "val_feats", "val_labels", "views"),
-}
 
-
-def parse_trial_config(config: Mapping[str, Any]) -> TrialConfig:
+def parse_trial_config(
+    config: Mapping[str, Any], *, catalogue: Catalogue | None = None
+) -> TrialConfig:
     """Parse a nested trial config and check it against the registries.
+
+    Args:
+        config: the nested config (``config["mask"]["ratio"]``).
+        catalogue: the registries to check against (default: the live ones).
 
     Raises:
         ConfigError: naming the key path and what was expected.
     """
     cfg = TrialConfig.from_dict(config)
-    validate(cfg)
+    validate(cfg, catalogue=catalogue)
     return cfg
 
 
-def check_options(fn: Any, given: Any, path: str, *, skip: tuple[str, ...]) -> None:
-    """Refuse options that ``fn`` does not take, naming the key and the valid ones."""
+def check_options(catalogue: Catalogue, kind: str, name: str, given: Any, path: str) -> None:
+    """Refuse options that entry ``name`` does not take, naming the key and the valid ones."""
     if not isinstance(given, Mapping):
         raise ConfigError(path, f"expected a mapping of options, got {given!r}")
-    params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    entry = catalogue.entry(kind, name)
+    if entry.any_option:
         return
-    valid = [name for name in params if name not in skip]
+    valid = list(entry.options)
     for key in given:
         if key not in valid:
             raise ConfigError(
@@ -60,50 +59,52 @@ def check_options(fn: Any, given: Any, path: str, *, skip: tuple[str, ...]) -> N
             )
 
 
-def _entry(registry: dict, kind: str, name: str, path: str) -> Any:
+def _entry(catalogue: Catalogue, kind: str, name: str, path: str) -> Any:
     try:
-        return lookup(registry, kind, name)
+        return catalogue.entry(kind, name)
     except UnknownNameError as err:
         raise ConfigError(path, str(err)) from None
 
 
-def validate(cfg: TrialConfig) -> None:
+def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
     """Check registry names and option keys of ``cfg``; raise :class:`ConfigError`."""
-    _entry(data.DATA_SOURCES, "data source", cfg.data.name, "data/name")
-    if cfg.model.name not in encoders.PRESETS:
-        encoders.check_timm_name(cfg.model.name)
-    _check_mask(cfg)
-    _check_aug(cfg)
-    _check_loss(cfg)
-    _check_probes(cfg)
+    cat = catalogue or live()
+    _entry(cat, "data", cfg.data.name, "data/name")
+    if cfg.model.name not in cat.names("encoder"):
+        from trainables.encoders import check_timm_name  # a timm model: ask timm
+
+        check_timm_name(cfg.model.name)
+    _check_mask(cfg, cat)
+    _check_aug(cfg, cat)
+    _check_loss(cfg, cat)
+    _check_probes(cfg, cat)
     _check_ranges(cfg)
 
 
-def _check_mask(cfg: TrialConfig) -> None:
-    fn = _entry(masking.MASKING, "masking strategy", cfg.mask.strategy, "mask/strategy")
+def _check_mask(cfg: TrialConfig, cat: Catalogue) -> None:
+    _entry(cat, "masking", cfg.mask.strategy, "mask/strategy")
     for name in cfg.mask.options:
-        _entry(masking.MASKING, "masking strategy", name, f"mask/{name}")
+        _entry(cat, "masking", name, f"mask/{name}")
     if not 0.0 <= cfg.mask.ratio <= 0.95:
         raise ConfigError("mask/ratio", f"expected a value in [0, 0.95], got {cfg.mask.ratio}")
     given = cfg.mask.options.get(cfg.mask.strategy, {})
-    check_options(fn, given, f"mask/{cfg.mask.strategy}", skip=_RESERVED["masking"])
+    check_options(cat, "masking", cfg.mask.strategy, given, f"mask/{cfg.mask.strategy}")
 
 
-def _check_aug(cfg: TrialConfig) -> None:
+def _check_aug(cfg: TrialConfig, cat: Catalogue) -> None:
     for ops, prefix in ((cfg.aug.ops, "aug"), (cfg.aug.view2 or {}, "aug/view2")):
         for name in ops:
-            _entry(augment.AUGMENT_OPS, "augmentation op", name, f"{prefix}/{name}")
+            _entry(cat, "augment", name, f"{prefix}/{name}")
     for ops, prefix in ((cfg.aug.ops, "aug"), (cfg.aug.view2 or {}, "aug/view2")):
         for name, params in ops.items():
-            fn = augment.AUGMENT_OPS[name]
-            check_options(fn, params, f"{prefix}/{name}", skip=_RESERVED["augmentation op"])
+            check_options(cat, "augment", name, params, f"{prefix}/{name}")
 
 
-def _check_loss(cfg: TrialConfig) -> None:
-    fn = _entry(objectives.OBJECTIVES, "objective", cfg.loss.name, "loss/name")
+def _check_loss(cfg: TrialConfig, cat: Catalogue) -> None:
+    entry = _entry(cat, "objective", cfg.loss.name, "loss/name")
     for name in cfg.loss.options:
-        _entry(objectives.OBJECTIVES, "objective", name, f"loss/{name}")
-    terms = list(objectives.OBJECTIVE_WEIGHTS.get(cfg.loss.name, {}))
+        _entry(cat, "objective", name, f"loss/{name}")
+    terms = list(entry.meta["weights"])
     for term, weight in cfg.loss.weights.items():
         if term not in terms:
             raise ConfigError(
@@ -114,16 +115,15 @@ def _check_loss(cfg: TrialConfig) -> None:
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
             raise ConfigError(f"loss/weights/{term}", f"expected a number >= 0, got {weight!r}")
     given = cfg.loss.options.get(cfg.loss.name, {})
-    check_options(fn, given, f"loss/{cfg.loss.name}", skip=_RESERVED["objective"])
+    check_options(cat, "objective", cfg.loss.name, given, f"loss/{cfg.loss.name}")
 
 
-def _check_probes(cfg: TrialConfig) -> None:
+def _check_probes(cfg: TrialConfig, cat: Catalogue) -> None:
     for i, name in enumerate(cfg.probe.names):
-        fn = _entry(probes.PROBES, "probe", name, f"probe/names[{i}]")
-        given = cfg.probe.options.get(name, {})
-        check_options(fn, given, f"probe/{name}", skip=_RESERVED["probe"])
+        _entry(cat, "probe", name, f"probe/names[{i}]")
+        check_options(cat, "probe", name, cfg.probe.options.get(name, {}), f"probe/{name}")
     for name in cfg.probe.options:
-        _entry(probes.PROBES, "probe", name, f"probe/{name}")
+        _entry(cat, "probe", name, f"probe/{name}")
     if cfg.probe.feature not in ("cls", "mean", "pooled"):
         raise ConfigError(
             "probe/feature", f"expected 'cls', 'mean' or 'pooled', got {cfg.probe.feature!r}"
