@@ -114,3 +114,44 @@ def test_spaces_show_lists_conditions_and_grids(tmp_path):
     assert "mask/block/aspect" in proc.stdout and "when mask/strategy = block" in proc.stdout
     sweep = sslsearch("spaces", "show", "mask_ratio_sweep", cwd=tmp_path)
     assert "grid [0.1, 0.2, 0.3" in sweep.stdout and "27 trials" in sweep.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["spaces", "list"], ["spaces", "check", "default"], ["spaces", "show", "joint"]],
+    ids=" ".join,
+)
+def test_help_and_spaces_commands_import_neither_torch_nor_ray(tmp_path, argv):
+    code = (
+        "import sys\nfrom search.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'ray', 'timm', 'kornia', 'torchvision')\n"
+        "print('IMPORTED', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "IMPORTED []"
+
+
+def test_a_bug_is_not_disguised_as_bad_input(monkeypatch):
+    import search.cli as cli
+
+    def broken(args):
+        raise ValueError("a bug, not the user's input")
+
+    monkeypatch.setattr(cli, "_cmd_spaces", broken)
+    with pytest.raises(ValueError, match="a bug"):  # propagates: Python shows it, exit 1
+        cli.main(["spaces", "list"])
+
+
+def test_bad_input_that_is_not_a_space_file_is_one_line_and_exit_2(tmp_path):
+    proc = sslsearch("report", "nowhere", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2,
+        "sslsearch: nowhere: not a run directory (no spec.yaml)",
+    )
+    proc = sslsearch("run", "--set", "novalue", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "sslsearch: --set 'novalue': expected key.path=value"

@@ -1,4 +1,4 @@
-"""Analyses against reference computations, and the report in a real headless browser."""
+"""The report: its YAML snippet, its sections, and the page in a real headless browser."""
 
 from __future__ import annotations
 
@@ -15,119 +15,13 @@ import optuna
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
 from scipy import stats
 
-from analysis.curves import fidelity, mean_interval, sweep
-from analysis.importance import param_importance
 from analysis.report import best_config_yaml, write_report
 from search import run_search
 from spaces import SpecError, parse_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _planted_study(direction: str = "maximize") -> optuna.Study:
-    """y = 3x + 1.5z (+ nothing from w): x matters most, w not at all."""
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(seed=1))
-    sign = 1 if direction == "maximize" else -1
-
-    def objective(t):
-        x, z, w = (t.suggest_float(n, 0, 1) for n in "xzw")
-        return sign * (3 * x + 1.5 * z) + 0 * w
-
-    study.optimize(objective, n_trials=40)
-    return study
-
-
-@pytest.mark.parametrize("direction", ["maximize", "minimize"])
-def test_importance_is_optunas_with_the_direction_handled(direction):
-    study = _planted_study(direction)
-    ped = param_importance(study, evaluator="ped_anova")
-    sign = -1 if direction == "maximize" else 1
-    reference = optuna.importance.get_param_importances(
-        study,
-        evaluator=PedAnovaImportanceEvaluator(target_quantile=5 / 40),
-        target=lambda t: sign * t.value,
-    )
-    assert ped.values == pytest.approx(reference)
-    assert ped.top(1) == ["x"] and ped.n_trials == 40
-    fanova = param_importance(study, evaluator="fanova", seed=3)
-    ref = optuna.importance.get_param_importances(
-        study, evaluator=FanovaImportanceEvaluator(seed=3), target=lambda t: t.values[0]
-    )
-    assert fanova.values == pytest.approx(ref)
-    assert fanova.top(2) == ["x", "z"]
-    assert list(fanova.values.values()) == sorted(fanova.values.values(), reverse=True)
-
-
-def test_importance_says_when_it_cannot_be_computed():
-    study = optuna.create_study()
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
-    imp = param_importance(study, evaluator="fanova")
-    assert imp.values == {} and imp.n_trials == 3 and "3 completed trials" in imp.note
-    with pytest.raises(ValueError, match="unknown importance evaluator 'shap'; valid: ped_anova"):
-        param_importance(study, evaluator="shap")
-
-
-def test_sweep_points_are_means_with_t_intervals():
-    rng = np.random.default_rng(0)
-    rows = []
-    for strategy in ("random", "block"):
-        for ratio in (0.25, 0.5, 0.75):
-            for _seed in range(3):
-                rows.append(
-                    {
-                        "state": "COMPLETE",
-                        "param/mask/ratio": ratio,
-                        "param/mask/strategy": strategy,
-                        "value": float(rng.normal(ratio, 0.05)),
-                    }
-                )
-    rows.append(
-        {"state": "PRUNED", "param/mask/ratio": 0.5, "param/mask/strategy": "block", "value": 9.0}
-    )
-    points = sweep(rows, param="param/mask/ratio", metric="value", by="param/mask/strategy")
-    assert [(p.group, p.x, p.n) for p in points] == [
-        (s, r, 3) for s in ("block", "random") for r in (0.25, 0.5, 0.75)
-    ]  # pruned trials are not in the curve
-    for p in points:
-        values = [
-            r["value"]
-            for r in rows[:-1]
-            if r["param/mask/strategy"] == p.group and r["param/mask/ratio"] == p.x
-        ]
-        low, high = stats.t.interval(0.95, len(values) - 1, np.mean(values), stats.sem(values))
-        assert (p.mean, p.low, p.high) == pytest.approx((np.mean(values), low, high))
-    assert mean_interval([0.5]) == (0.5, 0.5, 0.5)
-
-
-def test_a_continuous_parameter_is_cut_into_quantile_bins():
-    rows = [
-        {"state": "COMPLETE", "param/lr": float(x), "value": float(x)}
-        for x in np.linspace(0, 1, 60)
-    ]
-    points = sweep(rows, param="param/lr", metric="value", bins=6)
-    assert [p.n for p in points] == [10] * 6
-    assert [p.x for p in points] == pytest.approx([p.mean for p in points])  # y = x
-
-
-def test_fidelity_is_spearman_of_each_epoch_with_the_final_ranking():
-    rng = np.random.default_rng(1)
-    trials = [{"number": i, "state": "COMPLETE"} for i in range(8)] + [
-        {"number": 8, "state": "PRUNED"}
-    ]
-    curves = []
-    for i in range(9):
-        for e in (2, 4, 6):
-            curves.append({"trial": i, "epoch": e, "acc": float(rng.random())})
-    points = fidelity(trials, curves, metric="acc")
-    final = {c["trial"]: c["acc"] for c in curves if c["epoch"] == 6 and c["trial"] < 8}
-    for p in points:
-        early = {c["trial"]: c["acc"] for c in curves if c["epoch"] == p.epoch and c["trial"] < 8}
-        rho = stats.spearmanr([early[i] for i in range(8)], [final[i] for i in range(8)]).statistic
-        assert p.spearman == pytest.approx(rho) and p.n == 8
-    assert points[-1].spearman == pytest.approx(1.0)
 
 
 def test_best_config_yaml_round_trips():

@@ -1,126 +1,92 @@
-"""The study side: storages, enqueued configurations, a user's own trainable."""
+"""Optuna samplers and pruners by name: each default stated once, in the registry."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import optuna
-import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from analysis.rundir import open_storage
-from search import run_search
-from spaces import parse_spec
-
-
-def curve(config):
-    from ray import tune
-
-    for step in range(1, 4):
-        tune.report({"score": config["x"] * step})
+from spaces import define_by_run, parse_spec
+from spaces.compile import grid_search_space
+from spaces.study import PRUNERS, SAMPLERS, build_pruner, build_sampler, resolved_options
 
 
-SPACE = {
-    "study": {
-        "name": "own",
-        "objective": {"metric": "score", "direction": "maximize"},
-        "sampler": {"name": "random", "seed": 0},
-        "pruner": {"name": "none"},
-        "enqueue": [{"x": 0.75}],
-    },
-    "budget": {"trials": 3, "epochs": 3, "concurrency": 1},
-    "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-}
+def spec_of(data, **kw):
+    return parse_spec(data, source="inline", **{"builtin_trainable": False, **kw})
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("storage", ["journal:study.log", None])
-def test_storages_and_enqueued_points(ray_local, tmp_path, storage):
-    data = {**SPACE, "study": {**SPACE["study"], **({"storage": storage} if storage else {})}}
-    spec = parse_spec(data, source="test", builtin_trainable=False)
-    result = run_search(spec, out=tmp_path / "run", trainable=curve, verbose=False)
-    if storage:
-        assert result.storage == f"journal:{tmp_path / 'run' / 'study.log'}"
-        assert (tmp_path / "run" / "study.log").exists()
-        assert not (tmp_path / "run" / "study.db").exists()
-    study = optuna.load_study(study_name="own", storage=open_storage(result.storage))
-    trials = sorted(study.trials, key=lambda t: t.number)
-    assert trials[0].params == {"x": 0.75}  # the enqueued configuration runs first
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    assert [t.value for t in trials] == pytest.approx([3 * t.params["x"] for t in trials])
-    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
-    assert rows[0]["param/x"] == 0.75 and len(rows) == 3
+PARAMS = {"params": {"x/y": {"type": "float", "low": 0.0, "high": 1.0}}}
 
 
-def test_enqueued_values_are_checked():
-    bad = {**SPACE, "study": {**SPACE["study"], "enqueue": [{"x": 2.0}, {"y": 1}]}}
-    with pytest.raises(Exception) as info:
-        parse_spec(bad, source="test", builtin_trainable=False)
-    text = str(info.value)
-    assert "study/enqueue[0]/x: 2.0 is outside x's distribution" in text
-    assert "study/enqueue[1]/y: not a sampled parameter of this space" in text
+def _draws(spec, n=12):
+    sampler = build_sampler(spec.study.sampler.name, spec.study.sampler.options)
+    pruner = build_pruner(spec.study.pruner.name, spec.study.pruner.options)
+    study = optuna.create_study(sampler=sampler, pruner=pruner, direction="maximize")
+    fn = define_by_run(spec)
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        value = fn(trial)["x"]["y"]
+        pruned = []
+        for step in range(1, 8):  # a curve per trial: the pruner's decisions count too
+            trial.report(value * step, step)
+            pruned.append(trial.should_prune())
+        study.tell(trial, value)
+        out.append((value, tuple(pruned)))
+    return out
 
 
-@pytest.mark.slow
-def test_cli_runs_a_users_own_trainable(tmp_path):
-    (tmp_path / "my_pretraining.py").write_text(
-        textwrap.dedent(
-            """
-            from ray import tune
+@pytest.mark.parametrize(
+    "named",
+    [
+        {"sampler": "tpe", "pruner": "median"},
+        {"sampler": {"name": "tpe"}, "pruner": {"name": "median"}},
+    ],
+)
+def test_naming_the_default_sampler_and_pruner_gives_the_same_study(named):
+    left_out = spec_of(PARAMS)
+    named_spec = spec_of({**PARAMS, "study": named})
+    assert named_spec.study.sampler == left_out.study.sampler
+    assert named_spec.study.pruner == left_out.study.pruner
+    # the same options also mean the same draws and the same pruning decisions
+    assert _draws(named_spec) == _draws(left_out)
 
-            def train(config):
-                # e.g. an audio or point-cloud model: any Tune function trainable
-                for epoch in range(1, 4):
-                    tune.report({"val_score": config["model"]["width"] / 64 + 0.01 * epoch})
-            """
-        ),
-        encoding="utf-8",
+
+def test_the_resolved_spec_writes_every_option_out():
+    spec = spec_of({**PARAMS, "study": {"sampler": {"name": "random", "seed": 3}}})
+    written = yaml.safe_load(yaml.safe_dump(spec.to_dict()))["study"]
+    assert written["sampler"] == {"name": "random", "seed": 3}
+    assert written["pruner"] == {
+        "name": "median",
+        "n_startup_trials": 5,
+        "n_warmup_steps": 5,
+        "interval_steps": 1,
+        "n_min_trials": 1,
+    }
+    assert spec_of({**PARAMS, "study": written}).study == spec.study  # parses back the same
+
+
+@pytest.mark.parametrize("name", sorted(PRUNERS))
+def test_resolved_options_are_the_registered_defaults(name):
+    options = resolved_options("pruner", name)
+    assert options == {k: v for k, v in PRUNERS.options(name).items() if v != "<required>"}
+    assert resolved_options("pruner", name, {"zzz": 1})["zzz"] == 1  # given options are kept
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_builds_and_samples(name):
+    params = {
+        "mask/ratio": {"type": "grid" if name == "grid" else "float", "low": 0.1, "high": 0.9}
+    }
+    if name == "grid":
+        params = {"mask/ratio": {"type": "grid", "values": [0.25, 0.75]}}
+    spec = spec_of(
+        {"study": {"sampler": {"name": name, "seed": 1}}, "params": params}, builtin_trainable=True
     )
-    (tmp_path / "space.yaml").write_text(
-        textwrap.dedent(
-            """
-            study:
-              name: byo
-              objective: {metric: val_score, direction: maximize}
-              sampler: {name: random, seed: 0}
-              pruner: {name: median, n_startup_trials: 1}
-            budget: {trials: 3, epochs: 3, concurrency: 1}
-            params:
-              model/width: {type: int, low: 8, high: 64, step: 8}
-            """
-        ),
-        encoding="utf-8",
-    )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search",
-            "run",
-            "space.yaml",
-            "--trainable",
-            "my_pretraining:train",
-            "--out",
-            "run",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    study = optuna.load_study(study_name="byo", storage=f"sqlite:///{tmp_path / 'run/study.db'}")
-    assert len(study.trials) == 3
-    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
-    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
-    assert all(r["param/model/width"] % 8 == 0 for r in rows)
-    bad = subprocess.run(
-        [sys.executable, "-m", "search", "run", "space.yaml", "--trainable", "nope:train"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and "cannot import nope" in bad.stderr
+    sampler = build_sampler(name, spec.study.sampler.options, search_space=grid_search_space(spec))
+    study = optuna.create_study(sampler=sampler)
+    fn = define_by_run(spec)
+    for i in range(4):
+        trial = study.ask()
+        assert 0.1 <= fn(trial)["mask"]["ratio"] <= 0.9
+        study.tell(trial, float(i))

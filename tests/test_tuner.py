@@ -125,3 +125,11 @@ def test_a_lost_worker_node_loses_nothing(tmp_path):
     table = pq.read_table(out / "trials.parquet").to_pylist()
     assert [r["number"] for r in table] == [0, 1, 2, 3]
     assert all(r["state"] == "COMPLETE" for r in table)
+
+
+def test_scheduler_and_logger_registries_match_what_a_space_may_name():
+    from search.tuner import LOGGER_CALLBACKS, SCHEDULERS
+    from spaces.study import LOGGERS, TUNE_SCHEDULERS
+
+    assert set(SCHEDULERS) == {"optuna", *TUNE_SCHEDULERS}  # optuna: no scheduler named
+    assert set(LOGGER_CALLBACKS) == set(LOGGERS)

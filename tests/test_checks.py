@@ -1,15 +1,13 @@
-"""The space language beyond plain distributions: conditions, grids, samplers, include."""
+"""Cross-checks of a parsed spec: conditions, grids, several objectives."""
 
 from __future__ import annotations
-
-import textwrap
 
 import optuna
 import pytest
 
-from spaces import SpecError, define_by_run, load_spec, parse_spec
+from spaces import SpecError, define_by_run, parse_spec
 from spaces.compile import grid_search_space, grid_size
-from spaces.study import SAMPLERS, build_sampler
+from spaces.study import build_sampler
 
 
 def spec_of(data, **kw):
@@ -123,23 +121,6 @@ def test_grid_trials_must_match_the_grid():
         spec_of(bad)
 
 
-@pytest.mark.parametrize("name", sorted(SAMPLERS))
-def test_every_sampler_builds_and_samples(name):
-    params = {
-        "mask/ratio": {"type": "grid" if name == "grid" else "float", "low": 0.1, "high": 0.9}
-    }
-    if name == "grid":
-        params = {"mask/ratio": {"type": "grid", "values": [0.25, 0.75]}}
-    spec = spec_of({"study": {"sampler": {"name": name, "seed": 1}}, "params": params})
-    sampler = build_sampler(name, spec.study.sampler.options, search_space=grid_search_space(spec))
-    study = optuna.create_study(sampler=sampler)
-    fn = define_by_run(spec)
-    for i in range(4):
-        trial = study.ask()
-        assert 0.1 <= fn(trial)["mask"]["ratio"] <= 0.9
-        study.tell(trial, float(i))
-
-
 def test_multi_objective_needs_a_capable_sampler():
     objectives = [
         {"metric": "knn_top1", "direction": "maximize"},
@@ -158,112 +139,3 @@ def test_multi_objective_needs_a_capable_sampler():
     with pytest.raises(SpecError) as info:
         spec_of({"study": {"objective": objectives, "sampler": {"name": "cmaes"}}})
     assert "study/sampler: 'cmaes' handles one objective" in str(info.value)
-
-
-def write(path, text):
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
-
-
-def test_include_merges_a_base_and_locates_errors_in_either_file(tmp_path):
-    write(
-        tmp_path / "base.yaml",
-        """
-        description: base
-        budget: {trials: 5, epochs: 3}
-        params:
-          mask/ratio: {type: float, low: 0.1, high: 0.9}
-          optim/lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-        """,
-    )
-    child = write(
-        tmp_path / "child.yaml",
-        """
-        include: base.yaml
-        budget: {trials: 2}
-        params:
-          mask/ratio: {type: fixed, value: 0.75}
-          optim/lr: null
-        """,
-    )
-    spec = load_spec(child)
-    assert spec.budget.trials == 2 and spec.budget.epochs == 3
-    assert [p.name for p in spec.params] == ["mask/ratio"]
-    assert spec.description == "base"
-    write(
-        tmp_path / "base.yaml",
-        """
-        budget: {trials: 5, epochs: 3}
-        params:
-          mask/ratio: {type: float, low: 0.9, high: 0.1}
-        """,
-    )
-    write(child, "include: base.yaml\nbudget: {trials: 0}\n")
-    with pytest.raises(SpecError) as info:
-        load_spec(child)
-    assert info.value.lines() == [
-        f"{tmp_path / 'base.yaml'}:3 params/mask/ratio: low (0.9) > high (0.1)",
-        f"{child}:2 budget/trials: expected an integer >= 1, got 0",
-    ] or sorted(info.value.lines()) == sorted(
-        [
-            f"{tmp_path / 'base.yaml'}:3 params/mask/ratio: low (0.9) > high (0.1)",
-            f"{child}:2 budget/trials: expected an integer >= 1, got 0",
-        ]
-    )
-
-
-def test_include_cycles_and_missing_bases_are_errors(tmp_path):
-    a = write(tmp_path / "a.yaml", "include: b.yaml\n")
-    write(tmp_path / "b.yaml", "include: a.yaml\n")
-    with pytest.raises(SpecError, match="includes itself"):
-        load_spec(a)
-    c = write(tmp_path / "c.yaml", "include: nope.yaml\n")
-    with pytest.raises(SpecError, match=r"c.yaml:1 include: no such file"):
-        load_spec(c)
-
-
-def test_duplicate_keys_are_refused(tmp_path):
-    path = write(
-        tmp_path / "d.yaml",
-        """
-        params:
-          mask/ratio: {type: float, low: 0.1, high: 0.9}
-          mask/ratio: {type: float, low: 0.2, high: 0.9}
-        """,
-    )
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    assert info.value.lines() == [f"{path}:3 params/mask/ratio: duplicate key"]
-
-
-def test_an_edit_that_changes_a_distribution_is_listed_and_fixed_values_are_allowed():
-    from spaces.diff import incompatibilities
-
-    base = {
-        "params": {
-            "mask/ratio": {"type": "float", "low": 0.1, "high": 0.9},
-            "optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        }
-    }
-    old = spec_of(base)
-    same = spec_of(
-        {
-            "params": {**base["params"], "train/seed": {"type": "fixed", "value": 3}},
-            "budget": {"trials": 99},
-        }
-    )
-    assert incompatibilities(old, same) == []
-    edited = spec_of(
-        {
-            "params": {
-                "mask/ratio": {"type": "float", "low": 0.2, "high": 0.9},
-                "mask/strategy": {"type": "categorical", "choices": ["random", "block"]},
-            }
-        }
-    )
-    assert incompatibilities(old, edited) == [
-        "params/mask/ratio: float low=0.1, high=0.9, log=False, step=None -> "
-        "float low=0.2, high=0.9, log=False, step=None",
-        "params/optim/lr: removed (was float low=0.0001, high=0.01, log=True, step=None)",
-        "params/mask/strategy: added (categorical choices=('random', 'block'))",
-    ]

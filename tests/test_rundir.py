@@ -93,3 +93,48 @@ def test_the_optuna_cli_and_optuna_dashboard_open_the_study_unmodified(ray_local
     detail = get(f"/api/studies/{studies[0]['study_id']}")
     assert len(detail["trials"]) == 5
     assert {t["state"] for t in detail["trials"]} <= {"Complete", "Pruned"}
+
+
+# -- the run directory's own bookkeeping (no Ray) ----------------------------------------
+
+
+def test_run_info_round_trips_and_names_the_next_experiment(tmp_path):
+    from analysis.rundir import RunDir, RunInfo
+
+    run = RunDir(tmp_path)
+    assert run.info() == RunInfo() and not run.holds_run()  # no run.json: the defaults
+    info = RunInfo(builtin_trainable=False, trainable="m:f", storage_path="s3://b/run")
+    run.write_info(info.with_experiment(info.next_experiment()))
+    again = run.info()
+    assert again.experiments == ("tune", "tune.1") and again.next_experiment() == "tune.2"
+    assert run.experiments_root() == "s3://b/run" and again.trainable == "m:f"
+
+
+def test_storage_urls_are_resolved_against_the_run_directory(tmp_path):
+    from analysis.rundir import default_storage_url, resolve_storage_url
+
+    assert resolve_storage_url(None, tmp_path) == default_storage_url(tmp_path)
+    assert resolve_storage_url("sqlite:///s.db", tmp_path) == f"sqlite:///{tmp_path / 's.db'}"
+    assert resolve_storage_url("journal:/abs/j.log", tmp_path) == "journal:/abs/j.log"
+    url = "postgresql://u@h/db"
+    assert resolve_storage_url(url, tmp_path) == url
+
+
+def test_the_spec_and_metrics_read_back(tmp_path):
+    from analysis.rundir import RunDir
+    from trainables.catalogue import shipped
+
+    spec = parse_spec(
+        {
+            "study": {"name": "r"},
+            "params": {"mask/ratio": {"type": "float", "low": 0, "high": 0.9}},
+        },
+        source="inline",
+    )
+    run = RunDir(tmp_path)
+    run.write_spec(spec)
+    assert run.holds_run() and run.spec().study == spec.study
+    assert run.study_ref() == (f"sqlite:///{tmp_path.resolve() / 'study.db'}", "r")
+    assert run.metrics() == shipped().metrics()  # no record: the registries' own
+    run.write_metrics({"m": {"direction": "minimize", "labels": False, "headline": True}})
+    assert run.metrics()["m"]["direction"] == "minimize"

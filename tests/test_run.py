@@ -187,3 +187,17 @@ def test_every_shipped_space_runs_one_trial_of_one_epoch(ray_local, tmp_path, na
     assert result.states == {"COMPLETE": 1}, result.states
     rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
     assert len(rows) == 1 and rows[0]["epochs"] == 1
+
+
+def test_a_run_directory_is_never_reused_and_resume_needs_one(tmp_path):
+    from search import resume_search, run_search
+    from spaces import load_spec, shipped_spaces
+    from trainables.errors import InputError
+
+    spec = load_spec(shipped_spaces()["default"])
+    (tmp_path / "spec.yaml").write_text("kept\n")
+    with pytest.raises(InputError, match="already holds a run"):
+        run_search(spec, out=tmp_path)
+    assert (tmp_path / "spec.yaml").read_text() == "kept\n"  # nothing overwritten
+    with pytest.raises(InputError, match=r"holds no run \(spec.yaml is missing\)"):
+        resume_search(tmp_path / "empty")

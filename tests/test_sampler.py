@@ -1,0 +1,126 @@
+"""The study side: storages, enqueued configurations, a user's own trainable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pyarrow.parquet as pq
+import pytest
+
+from analysis.rundir import open_storage
+from search import run_search
+from spaces import parse_spec
+
+
+def curve(config):
+    from ray import tune
+
+    for step in range(1, 4):
+        tune.report({"score": config["x"] * step})
+
+
+SPACE = {
+    "study": {
+        "name": "own",
+        "objective": {"metric": "score", "direction": "maximize"},
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "none"},
+        "enqueue": [{"x": 0.75}],
+    },
+    "budget": {"trials": 3, "epochs": 3, "concurrency": 1},
+    "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["journal:study.log", None])
+def test_storages_and_enqueued_points(ray_local, tmp_path, storage):
+    data = {**SPACE, "study": {**SPACE["study"], **({"storage": storage} if storage else {})}}
+    spec = parse_spec(data, source="test", builtin_trainable=False)
+    result = run_search(spec, out=tmp_path / "run", trainable=curve, verbose=False)
+    if storage:
+        assert result.storage == f"journal:{tmp_path / 'run' / 'study.log'}"
+        assert (tmp_path / "run" / "study.log").exists()
+        assert not (tmp_path / "run" / "study.db").exists()
+    study = optuna.load_study(study_name="own", storage=open_storage(result.storage))
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert trials[0].params == {"x": 0.75}  # the enqueued configuration runs first
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert [t.value for t in trials] == pytest.approx([3 * t.params["x"] for t in trials])
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    assert rows[0]["param/x"] == 0.75 and len(rows) == 3
+
+
+def test_enqueued_values_are_checked():
+    bad = {**SPACE, "study": {**SPACE["study"], "enqueue": [{"x": 2.0}, {"y": 1}]}}
+    with pytest.raises(Exception) as info:
+        parse_spec(bad, source="test", builtin_trainable=False)
+    text = str(info.value)
+    assert "study/enqueue[0]/x: 2.0 is outside x's distribution" in text
+    assert "study/enqueue[1]/y: not a sampled parameter of this space" in text
+
+
+@pytest.mark.slow
+def test_cli_runs_a_users_own_trainable(tmp_path):
+    (tmp_path / "my_pretraining.py").write_text(
+        textwrap.dedent(
+            """
+            from ray import tune
+
+            def train(config):
+                # e.g. an audio or point-cloud model: any Tune function trainable
+                for epoch in range(1, 4):
+                    tune.report({"val_score": config["model"]["width"] / 64 + 0.01 * epoch})
+            """
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "space.yaml").write_text(
+        textwrap.dedent(
+            """
+            study:
+              name: byo
+              objective: {metric: val_score, direction: maximize}
+              sampler: {name: random, seed: 0}
+              pruner: {name: median, n_startup_trials: 1}
+            budget: {trials: 3, epochs: 3, concurrency: 1}
+            params:
+              model/width: {type: int, low: 8, high: 64, step: 8}
+            """
+        ),
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search",
+            "run",
+            "space.yaml",
+            "--trainable",
+            "my_pretraining:train",
+            "--out",
+            "run",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    study = optuna.load_study(study_name="byo", storage=f"sqlite:///{tmp_path / 'run/study.db'}")
+    assert len(study.trials) == 3
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
+    assert all(r["param/model/width"] % 8 == 0 for r in rows)
+    bad = subprocess.run(
+        [sys.executable, "-m", "search", "run", "space.yaml", "--trainable", "nope:train"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "cannot import nope" in bad.stderr
