@@ -37,6 +37,7 @@ from analysis.importance import Importance
 from analysis.outcome import Outcome, digest
 from analysis.rundir import RunDir
 from analysis.tables import write_tables
+from spaces.compile import nest
 
 __all__ = ["best_config_yaml", "write_report"]
 
@@ -57,14 +58,8 @@ def best_config_yaml(params: Mapping[str, Any]) -> str:
         optim:
           lr: 0.001
     """
-    nested: dict[str, Any] = {}
-    for name, value in params.items():
-        *parents, leaf = name.split("/")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = round(value, 6) if isinstance(value, float) else value
-    return yaml.safe_dump(nested, sort_keys=False)
+    rounded = {k: round(v, 6) if isinstance(v, float) else v for k, v in params.items()}
+    return yaml.safe_dump(nest(rounded), sort_keys=False)
 
 
 class _Report:

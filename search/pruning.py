@@ -26,7 +26,7 @@ from ray.tune.schedulers import (
 from analysis.rundir import Attr
 from search.sampler import StudyBridge
 from spaces.checks import pbt_mutated
-from spaces.compile import nest
+from spaces.compile import get_path, nest, set_path
 from spaces.model import SearchSpec
 
 __all__ = [
@@ -195,13 +195,7 @@ def pbt_mutations(spec: SearchSpec) -> dict[str, Any]:
 
 
 def _flat(config: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for name in names:
-        node: Any = config
-        for part in name.split("/"):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        out[name] = node
-    return out
+    return {name: get_path(config, name) for name in names}
 
 
 class PBTScheduler(_StudyHooks, PopulationBasedTraining):
@@ -247,15 +241,11 @@ class PBTScheduler(_StudyHooks, PopulationBasedTraining):
             param = self.bounds.get(name)
             if param is None:
                 continue
-            *parents, leaf = name.split("/")
-            node = config
-            for part in parents:
-                node = node[part]
-            value = min(max(node[leaf], param.low), param.high)
+            value = min(max(get_path(config, name), param.low), param.high)
             if param.step:
                 value = param.low + round((value - param.low) / param.step) * param.step
                 value = min(value, param.high)
-            node[leaf] = param.coerce(value)
+            set_path(config, name, param.coerce(value))
         return config
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:

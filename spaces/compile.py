@@ -24,10 +24,12 @@ FIXED_ATTR_PREFIX = "fixed/"
 __all__ = [
     "FIXED_ATTR_PREFIX",
     "define_by_run",
+    "get_path",
     "grid_search_space",
     "grid_size",
     "nest",
     "representative_configs",
+    "set_path",
     "trial_config",
 ]
 
@@ -41,14 +43,32 @@ def nest(flat: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict
     """
     out = _plain_copy(base or {})
     for name, value in flat.items():
-        keys = name.split("/")
-        node = out
-        for key in keys[:-1]:
-            if not isinstance(node.get(key), dict):
-                node[key] = {}
-            node = node[key]
-        node[keys[-1]] = value
+        set_path(out, name, value)
     return out
+
+
+def set_path(config: dict[str, Any], name: str, value: Any) -> None:
+    """Set ``config["a"]["b"] = value`` for ``name`` ``a/b``, making the parents it lacks."""
+    *parents, leaf = name.split("/")
+    node = config
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[leaf] = value
+
+
+def get_path(config: Mapping[str, Any], name: str) -> Any:
+    """``config["a"]["b"]`` for ``name`` ``a/b``; None where the path does not exist.
+
+    Example:
+        >>> get_path({"mask": {"ratio": 0.5}}, "mask/ratio"), get_path({}, "mask/ratio")
+        (0.5, None)
+    """
+    node: Any = config
+    for key in name.split("/"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node
 
 
 def _plain_copy(value: Any) -> Any:
