@@ -16,10 +16,17 @@ from typing import Any
 from spaces.compile import grid_search_space, grid_size, representative_configs
 from spaces.errors import Problems
 from spaces.model import Param, SearchSpec, is_number
-from spaces.study import MULTI_OBJECTIVE_SAMPLERS, build_pruner, build_sampler
-from trainables._registry import UnknownNameError
-from trainables.catalogue import shipped
+from spaces.study import (
+    MULTI_OBJECTIVE_SAMPLERS,
+    PRUNERS,
+    SAMPLERS,
+    build_pruner,
+    build_sampler,
+)
+from trainables._registry import UnknownNameError, check_value
+from trainables.catalogue import LOOP_METRICS, shipped
 from trainables.config import ConfigError
+from trainables.errors import shown
 from trainables.validate import parse_trial_config
 
 __all__ = ["check_conditions", "check_spec", "pbt_mutated"]
@@ -28,7 +35,10 @@ __all__ = ["check_conditions", "check_spec", "pbt_mutated"]
 def check_spec(
     spec: SearchSpec, problems: Problems, *, given_trials: Any, builtin_trainable: bool
 ) -> SearchSpec:
-    """Every cross-check; the spec (grid budget resolved) or :class:`SpecError`."""
+    """Every cross-check; the spec (grid budget, objective directions resolved) or
+    :class:`SpecError`."""
+    spec = _resolve_directions(spec, problems, builtin_trainable=builtin_trainable)
+    _check_names(spec, problems)
     spec = _check_grid_and_objectives(spec, given_trials, problems)
     _check_study(spec, problems)
     _check_enqueue(spec, problems)
@@ -37,6 +47,49 @@ def check_spec(
         _check_against_trainables(spec, problems)
     problems.raise_if_any()
     return spec
+
+
+def _resolve_directions(
+    spec: SearchSpec, problems: Problems, *, builtin_trainable: bool
+) -> SearchSpec:
+    """An objective written without a direction takes its metric's own (a probe declares
+    it: lower uniformity is better); a user's trainable's metrics are maximised."""
+    objectives = list(spec.study.objectives)
+    many = len(objectives) > 1
+    for i, o in enumerate(objectives):
+        if o.direction is not None:
+            continue
+        direction: str | None = "maximize"
+        if builtin_trainable:
+            try:
+                direction = shipped().direction(o.metric)
+            except KeyError:  # an unknown metric is reported with the probes' list
+                direction = "maximize"
+            if direction is None:
+                path = ("study", "objective", *((i,) if many else ()), "metric")
+                problems.add(path, f"'{o.metric}' is not a score: give its direction")
+                direction = "maximize"
+        objectives[i] = dataclasses.replace(o, direction=direction)
+    study = dataclasses.replace(spec.study, objectives=tuple(objectives))
+    return dataclasses.replace(spec, study=study)
+
+
+def _check_names(spec: SearchSpec, problems: Problems) -> None:
+    """A parameter may not be the budget's own setting nor the section of another."""
+    names = spec.param_names
+    for name in names:
+        if name == "train/epochs":
+            problems.add(
+                ("params", name),
+                "the trial length is the budget's: set budget/epochs (a sampled value "
+                "would be overwritten)",
+            )
+        for other in names:
+            if other.startswith(name + "/"):
+                problems.add(
+                    ("params", other),
+                    f"inside params/{name}: one parameter cannot be a value and hold another",
+                )
 
 
 def check_conditions(params: tuple[Param, ...], problems: Problems) -> None:
@@ -77,7 +130,9 @@ def _check_grid_and_objectives(
         return spec
     repeats = study.sampler.options.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        problems.add(("study", "sampler", "repeats"), f"expected an integer >= 1, got {repeats!r}")
+        problems.add(
+            ("study", "sampler", "repeats"), f"expected an integer >= 1, got {shown(repeats)}"
+        )
         return spec
     for p in spec.params:
         if p.is_range:
@@ -102,6 +157,16 @@ def _check_grid_and_objectives(
 def _check_study(spec: SearchSpec, problems: Problems) -> None:
     """Build the sampler and pruner once, so that a bad name or option fails here."""
     sampler, pruner = spec.study.sampler, spec.study.pruner
+    typed = True
+    for kind, registry, named in (("sampler", SAMPLERS, sampler), ("pruner", PRUNERS, pruner)):
+        if named.name in registry:
+            types = registry.annotations(named.name)
+            for key, value in named.options.items():
+                if key in types and (problem := check_value(value, types[key])):
+                    problems.add(("study", kind, key), problem)
+                    typed = False
+    if not typed:  # Optuna would fail on the value, with a message about NumPy dtypes
+        return
     try:
         build_sampler(sampler.name, sampler.options, search_space=grid_search_space(spec))
     except (UnknownNameError, ValueError) as err:
@@ -143,7 +208,7 @@ def _check_pbt(spec: SearchSpec, problems: Problems) -> None:
     if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
         problems.add(
             (*path, "perturbation_interval"),
-            f"expected a whole number of epochs >= 1, got {interval!r}",
+            f"expected a whole number of epochs >= 1, got {shown(interval)}",
         )
     elif interval >= spec.budget.epochs:
         problems.add(
@@ -153,7 +218,7 @@ def _check_pbt(spec: SearchSpec, problems: Problems) -> None:
     fraction = options.get("quantile_fraction", 0.25)
     if not is_number(fraction) or not 0 < fraction <= 0.5:
         problems.add(
-            (*path, "quantile_fraction"), f"expected a number in (0, 0.5], got {fraction!r}"
+            (*path, "quantile_fraction"), f"expected a number in (0, 0.5], got {shown(fraction)}"
         )
     mutate = options.get("mutate")
     if mutate is not None and (
@@ -176,13 +241,18 @@ def _check_pbt(spec: SearchSpec, problems: Problems) -> None:
 
 
 def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
-    """Compile the space at each param's extremes and parse the trial config."""
+    """Compile the space at each param's ends and choices; parse each trial config as a
+    trial would; then what those configs leave unused or unreported."""
     names = set(spec.param_names)
     catalogue = shipped()  # the registries' facts, without importing torch
+    configs, seen = [], set()
     for config in representative_configs(spec):
         try:
-            cfg = parse_trial_config(config, catalogue=catalogue)
+            configs.append(parse_trial_config(config, catalogue=catalogue))
         except ConfigError as err:
+            if (err.path, err.message) in seen:
+                continue
+            seen.add((err.path, err.message))
             # The problem is in a param when the key path starts with one.
             param = next((n for n in names if err.path == n or err.path.startswith(n + "/")), None)
             if param is not None:
@@ -190,16 +260,40 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
             else:
                 parts = tuple(err.path.split("/")) if err.path else ()
                 problems.add(parts, err.message, key=err.path)
-            return
-    metrics = {"loss", "epoch", "lr", "train_time_s", "trial_time_s"}
-    metrics.update(f"loss_{t}" for t in catalogue.entry("objective", cfg.loss.name).meta["weights"])
-    for probe in cfg.probe.names:
-        metrics.update(catalogue.entry("probe", probe).meta["metrics"])
+    if problems.items:
+        return
+    _check_unused_options(configs, names, problems)
     many = len(spec.study.objectives) > 1
-    for i, objective in enumerate(spec.study.objectives):
-        if objective.metric not in metrics:
-            path = ("study", "objective", *((i,) if many else ()), "metric")
+    for cfg in configs:
+        metrics = set(LOOP_METRICS)
+        weights = catalogue.entry("objective", cfg.loss.name).meta["weights"]
+        metrics.update(f"loss_{t}" for t in weights)
+        for probe in cfg.probe.names:
+            metrics.update(catalogue.entry("probe", probe).meta["metrics"])
+        for i, objective in enumerate(spec.study.objectives):
+            if objective.metric not in metrics:
+                path = ("study", "objective", *((i,) if many else ()), "metric")
+                reported = ", ".join(sorted(metrics))
+                problems.add(path, f"no probe reports '{objective.metric}'; reported: {reported}")
+                return
+
+
+def _check_unused_options(configs: list, names: set[str], problems: Problems) -> None:
+    """Options for a masking strategy, objective or probe that no trial uses (a typo of
+    the chosen one, or a choice left out) would be ignored without a word."""
+    sections = (
+        ("mask", lambda c: {c.mask.strategy}, lambda c: c.mask.options, "strategy"),
+        ("loss", lambda c: {c.loss.name}, lambda c: c.loss.options, "objective"),
+        ("probe", lambda c: set(c.probe.names), lambda c: c.probe.options, "probe"),
+    )
+    for section, chosen_of, options_of, what in sections:
+        chosen = set().union(*(chosen_of(c) for c in configs))
+        for name in sorted(set().union(*(set(options_of(c)) for c in configs)) - chosen):
+            key = f"{section}/{name}"
+            param = next((n for n in sorted(names) if n.startswith(key + "/")), None)
+            path = ("params", param) if param else (section, name)
             problems.add(
                 path,
-                f"no probe reports '{objective.metric}'; reported: {', '.join(sorted(metrics))}",
+                f"options for {what} '{name}', which no trial uses "
+                f"(chosen or searched: {', '.join(sorted(chosen))})",
             )

@@ -21,12 +21,43 @@ __all__ = ["apply_overrides", "load_file", "load_with_lines", "read_text", "ship
 
 Lines = dict[tuple[str, ...], Any]
 
+#: The most values a space file may expand to once its aliases are followed. A file
+#: of a few hundred bytes with nested anchors (an "alias bomb") expands to billions;
+#: every later step (merging includes, checking, copying configs) would pay for them.
+MAX_VALUES = 100_000
+
 
 def _fail(source: str, line: int, message: str, key: str = "") -> SpecError:
     return SpecError([(source, line, key, message)])
 
 
-def _walk(node: yaml.Node, path: tuple[str, ...], lines: Lines, source: str) -> None:
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values ``root`` holds with every alias followed (linear time: memoised)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative post-order: deep documents must not hit the recursion limit
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), 10 * MAX_VALUES)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _walk(
+    node: yaml.Node, path: tuple[str, ...], lines: Lines, source: str, seen: set[int]
+) -> None:
+    if id(node) in seen:  # an alias of a node already walked: its keys' lines are known
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
@@ -36,12 +67,12 @@ def _walk(node: yaml.Node, path: tuple[str, ...], lines: Lines, source: str) -> 
                 raise _fail(source, line, f"{'/'.join(key)}: duplicate key")
             seen.add(key)
             lines.setdefault(key, line)
-            _walk(value_node, key, lines, source)
+            _walk(value_node, key, lines, source, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             key = (*path, str(i))
             lines.setdefault(key, item.start_mark.line + 1)
-            _walk(item, key, lines, source)
+            _walk(item, key, lines, source, seen)
 
 
 def load_with_lines(text: str, source: str) -> tuple[Any, Lines]:
@@ -54,6 +85,13 @@ def load_with_lines(text: str, source: str) -> tuple[Any, Lines]:
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node) > MAX_VALUES:
+            raise _fail(
+                source,
+                _first_alias_line(text),
+                f"expands to more than {MAX_VALUES:,} values once its aliases are followed "
+                "(nested anchors, a YAML alias bomb?); refused",
+            )
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
@@ -68,8 +106,16 @@ def load_with_lines(text: str, source: str) -> tuple[Any, Lines]:
         raise _fail(source, 0, str(err)) from None
     lines: Lines = {}
     if node is not None:
-        _walk(node, (), lines, source)
+        _walk(node, (), lines, source, set())
     return data, lines
+
+
+def _first_alias_line(text: str) -> int:
+    """The line of the first alias (``*name``), for the alias-bomb message."""
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.AliasToken):
+            return token.start_mark.line + 1
+    return 0
 
 
 def read_text(path: str | Path) -> str:
@@ -96,12 +142,16 @@ def load_file(path: Path, source: str, *, seen: tuple[Path, ...] = ()) -> tuple[
     if not isinstance(include, str):
         raise _fail(source, line, "expected the path of a base space file", "include")
     base_path = (path.parent / include).resolve()
-    if base_path in seen or base_path == path.resolve():
-        raise _fail(source, line, f"{include} includes itself", "include")
+    chain = (*seen, path.resolve())
+    if base_path in chain:
+        if base_path == path.resolve():
+            raise _fail(source, line, f"{include} includes itself", "include")
+        cycle = " -> ".join(p.name for p in (*chain[chain.index(base_path) :], base_path))
+        raise _fail(source, line, f"include cycle: {cycle}", "include")
     if not base_path.exists():
         raise _fail(source, line, f"no such file: {base_path}", "include")
     base_source = str(path.parent / include)
-    base, base_lines = load_file(base_path, base_source, seen=(*seen, path.resolve()))
+    base, base_lines = load_file(base_path, base_source, seen=chain)
     if not isinstance(base, Mapping):
         raise _fail(source, line, f"{include} is not a mapping", "include")
     merged_lines: Lines = {

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from spaces.errors import Path, Problems
+from trainables.errors import shown
 
 __all__ = [
     "KINDS",
@@ -176,18 +177,18 @@ class _Range(_Param):
         for bound in ("low", "high"):
             value = raw.get(bound)
             if not is_number(value) or not math.isfinite(value):
-                problems.add((*path, bound), f"expected a number, got {value!r}")
+                problems.add((*path, bound), f"expected a number, got {shown(value)}")
                 ok = False
             elif integer and not float(value).is_integer():
-                problems.add((*path, bound), f"expected an integer, got {value!r}")
+                problems.add((*path, bound), f"expected an integer, got {shown(value)}")
                 ok = False
         log = raw.get("log", False)
         if not isinstance(log, bool):
-            problems.add((*path, "log"), f"expected true or false, got {log!r}")
+            problems.add((*path, "log"), f"expected true or false, got {shown(log)}")
             ok = False
         step = raw.get("step")
         if step is not None and (not is_number(step) or step <= 0):
-            problems.add((*path, "step"), f"expected a number > 0, got {step!r}")
+            problems.add((*path, "step"), f"expected a number > 0, got {shown(step)}")
             ok = False
         if not ok:
             return None
@@ -210,7 +211,7 @@ class _Range(_Param):
                 "Optuna would silently lower high",
             )
         elif integer and step is not None and not float(step).is_integer():
-            problems.add((*path, "step"), f"expected an integer, got {step!r}")
+            problems.add((*path, "step"), f"expected an integer, got {shown(step)}")
         else:
             return cls._make(name, low, high, log, step)
         return None
@@ -315,7 +316,9 @@ class _Finite(_Param):
             return None
         for i, c in enumerate(choices):
             if not (c is None or isinstance(c, bool | int | float | str)):
-                problems.add((*path, key, i), f"expected a number, string, bool or null; got {c!r}")
+                problems.add(
+                    (*path, key, i), f"expected a number, string, bool or null; got {shown(c)}"
+                )
                 return None
         if len(set(map(repr, choices))) != len(choices):
             problems.add((*path, key), f"duplicate {key}")
@@ -391,10 +394,14 @@ KINDS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Objective:
-    """A reported metric and its direction (``maximize`` or ``minimize``)."""
+    """A reported metric and its direction (``maximize`` or ``minimize``).
+
+    A spec may leave the direction out (None while parsing): the checks give it
+    the metric's own.
+    """
 
     metric: str
-    direction: str = "maximize"
+    direction: str | None = "maximize"
 
 
 @dataclass(frozen=True)

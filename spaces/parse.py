@@ -33,7 +33,8 @@ from spaces.model import (
     is_number,
 )
 from spaces.study import LOGGERS, TUNE_SCHEDULERS, resolved_options
-from trainables._registry import suggest
+from trainables._registry import check_value, suggest
+from trainables.errors import shown
 
 __all__ = ["TRIAL_SECTIONS", "load_spec", "parse_spec"]
 
@@ -49,6 +50,8 @@ STUDY_KEYS = (
     "storage",
     "loggers",
 )
+#: The most trials, epochs, concurrent trials or CPUs a spec may ask for.
+MAX_COUNT = 1_000_000
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "journal:")
 
 
@@ -64,7 +67,7 @@ def _unknown(problems: Problems, path: tuple, keys: Any, valid: tuple[str, ...])
 def _parse_param(name: str, raw: Any, problems: Problems) -> Param | None:
     path = ("params", name)
     if not isinstance(raw, Mapping):
-        problems.add(path, f"expected a mapping with 'type', got {raw!r}")
+        problems.add(path, f"expected a mapping with 'type', got {shown(raw)}")
         return None
     kind = KINDS.get(raw["type"]) if isinstance(raw.get("type"), str) else None
     if kind is None:
@@ -86,7 +89,7 @@ def _parse_when(raw: Any, path: tuple, problems: Problems) -> Condition | None:
     if raw is None:
         return ()
     if not isinstance(raw, Mapping) or not raw:
-        problems.add((*path, "when"), f"expected {{param: value or [values]}}, got {raw!r}")
+        problems.add((*path, "when"), f"expected {{param: value or [values]}}, got {shown(raw)}")
         return None
     out = []
     for other, values in raw.items():
@@ -105,13 +108,15 @@ def _parse_objectives(raw: Any, problems: Problems) -> tuple[Objective, ...]:
         path = ("study", "objective", i) if isinstance(raw, list) else ("study", "objective")
         if not isinstance(item, Mapping) or not isinstance(item.get("metric"), str):
             problems.add(
-                path, f"expected {{metric: NAME, direction: maximize|minimize}}, got {item!r}"
+                path, f"expected {{metric: NAME, direction: maximize|minimize}}, got {shown(item)}"
             )
             continue
         _unknown(problems, path, item.keys(), ("metric", "direction"))
-        direction = item.get("direction", "maximize")
-        if direction not in ("maximize", "minimize"):
-            problems.add((*path, "direction"), f"expected maximize or minimize, got {direction!r}")
+        direction = item.get("direction")  # None: the metric's own (spaces.checks)
+        if direction not in ("maximize", "minimize", None):
+            problems.add(
+                (*path, "direction"), f"expected maximize or minimize, got {shown(direction)}"
+            )
             continue
         out.append(Objective(item["metric"], direction))
     return tuple(out)
@@ -136,7 +141,7 @@ def _parse_storage(raw: Any, problems: Problems) -> str | None:
         problems.add(
             ("study", "storage"),
             "expected an Optuna storage URL (sqlite:///PATH, postgresql://..., mysql://...) "
-            f"or journal:PATH, got {raw!r}",
+            f"or journal:PATH, got {shown(raw)}",
         )
         return None
     return raw
@@ -180,7 +185,7 @@ def _parse_named(raw: Any, cls: type, key: str, problems: Problems) -> Any:
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
-        problems.add(("study", key), f"expected {{name: ..., options...}}, got {raw!r}")
+        problems.add(("study", key), f"expected {{name: ..., options...}}, got {shown(raw)}")
         return None
     options = {k: v for k, v in raw.items() if k != "name"}
     return cls(name=raw["name"], options=options)
@@ -196,9 +201,15 @@ def _parse_scheduler(study_raw: Mapping[str, Any], problems: Problems) -> Schedu
             path,
             f"unknown Tune scheduler '{scheduler.name}'; valid: {', '.join(TUNE_SCHEDULERS)}",
         )
-    valid = TUNE_SCHEDULERS.get(scheduler.name, tuple(scheduler.options))
-    for key in sorted(set(scheduler.options) - set(valid)):
-        problems.add((*path, key), f"unknown option; valid: {', '.join(valid)}")
+    declared = TUNE_SCHEDULERS.get(scheduler.name, {})
+    for key, value in scheduler.options.items():
+        if scheduler.name in TUNE_SCHEDULERS and key not in declared:
+            valid = list(declared)
+            problems.add(
+                (*path, key), f"unknown option{suggest(key, valid)}; valid: {', '.join(valid)}"
+            )
+        elif key in declared and (problem := check_value(value, *declared[key])):
+            problems.add((*path, key), problem)
     return scheduler
 
 
@@ -250,14 +261,17 @@ def _parse_budget(raw: Any, problems: Problems) -> Budget:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         problems.add(
             ("budget", "max_failures"),
-            f"expected an integer >= 0 (retries of a failed trial), got {retries!r}",
+            f"expected an integer >= 0 (retries of a failed trial), got {shown(retries)}",
         )
         retries = default.max_failures
     values: dict[str, Any] = {}
     for key in ("trials", "epochs", "concurrency"):
         value = raw.get(key, getattr(default, key))
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.add(("budget", key), f"expected an integer >= 1, got {value!r}")
+            problems.add(("budget", key), f"expected an integer >= 1, got {shown(value)}")
+            value = getattr(default, key)
+        elif value > MAX_COUNT:
+            problems.add(("budget", key), f"expected at most {MAX_COUNT:,}, got {value:,}")
             value = getattr(default, key)
         values[key] = value
     resources = raw.get("resources", {}) or {}
@@ -267,15 +281,22 @@ def _parse_budget(raw: Any, problems: Problems) -> Budget:
     _unknown(problems, ("budget", "resources"), resources.keys(), ("cpu", "gpu"))
     for key in ("cpu", "gpu"):
         value = resources.get(key, getattr(default, key))
-        zero_cpu = key == "cpu" and is_number(value) and value == 0 and not resources.get("gpu")
-        if not is_number(value) or value < 0 or zero_cpu:
-            problems.add(
-                ("budget", "resources", key),
-                f"expected a number >= 0 (fractions allowed), got {value!r}",
-            )
+        if problem := _resource_problem(key, value):
+            problems.add(("budget", "resources", key), problem)
             value = getattr(default, key)
         values[key] = float(value)
     return Budget(**values, max_failures=retries)
+
+
+def _resource_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a trial's CPU or GPU share (None: nothing)."""
+    if not is_number(value) or not 0 <= value <= MAX_COUNT:
+        return f"expected a number >= 0 (fractions allowed), got {shown(value)}"
+    if key == "cpu" and value == 0:
+        return "expected a number > 0: a trial needs at least a share of a CPU"
+    if key == "gpu" and value > 1 and not float(value).is_integer():
+        return f"a share above 1 GPU must be a whole number (Ray's rule), got {value}"
+    return None
 
 
 def _parse_params(raw: Any, problems: Problems) -> list[Param]:
@@ -299,7 +320,7 @@ def _parse_base(data: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
         if section in data:
             value = data[section]
             if not isinstance(value, Mapping):
-                problems.add((section,), f"expected a mapping, got {value!r}")
+                problems.add((section,), f"expected a mapping, got {shown(value)}")
                 continue
             base[section] = value
     if "epochs" in base.get("train", {}):

@@ -284,17 +284,19 @@ def resolved_options(
     return out
 
 
-#: Ray Tune schedulers selectable from ``study.scheduler`` and their options.
-TUNE_SCHEDULERS: dict[str, tuple[str, ...]] = {
-    "asha": ("grace_period", "reduction_factor"),
-    "pbt": (
-        "perturbation_interval",
-        "burn_in_period",
-        "quantile_fraction",
-        "resample_probability",
-        "mutate",
-        "seed",
-    ),
+#: Ray Tune schedulers selectable from ``study.scheduler``: option -> (type, limit), checked
+#: before Ray sees them (:func:`trainables._registry.check_value`; PBT's interval and
+#: quantile are checked against the budget in :mod:`spaces.checks`).
+TUNE_SCHEDULERS: dict[str, dict[str, tuple[str, Any]]] = {
+    "asha": {"grace_period": ("int", "[1, inf)"), "reduction_factor": ("float", "(1, inf)")},
+    "pbt": {
+        "perturbation_interval": ("", None),
+        "burn_in_period": ("int", "[0, inf)"),
+        "quantile_fraction": ("", None),
+        "resample_probability": ("float", "[0, 1]"),
+        "mutate": ("", None),
+        "seed": ("int | None", "[0, inf)"),
+    },
 }
 
 #: Ray Tune logger callbacks selectable from ``study.loggers``: options and the package each needs.

@@ -16,7 +16,7 @@ CORPUS = sorted((Path(__file__).parent / "bad_spaces").glob("*.yaml"))
 
 
 def test_the_corpus_is_large():
-    assert len(CORPUS) >= 30
+    assert len(CORPUS) >= 60
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)

@@ -65,8 +65,11 @@ def test_include_merges_a_base_and_locates_errors_in_either_file(tmp_path):
 def test_include_cycles_and_missing_bases_are_errors(tmp_path):
     a = write(tmp_path / "a.yaml", "include: b.yaml\n")
     write(tmp_path / "b.yaml", "include: a.yaml\n")
-    with pytest.raises(SpecError, match="includes itself"):
+    with pytest.raises(SpecError, match=r"b.yaml:1 include: include cycle: a.yaml -> b.yaml -> a"):
         load_spec(a)
+    d = write(tmp_path / "d.yaml", "include: d.yaml\n")
+    with pytest.raises(SpecError, match=r"d.yaml:1 include: d.yaml includes itself"):
+        load_spec(d)
     c = write(tmp_path / "c.yaml", "include: nope.yaml\n")
     with pytest.raises(SpecError, match=r"c.yaml:1 include: no such file"):
         load_spec(c)

@@ -85,7 +85,11 @@ def test_mutations_follow_the_declared_distributions():
         ({"perturbation_interval": 0}, "expected a whole number of epochs >= 1, got 0"),
         ({"mutate": ["aug/nope"]}, "study/scheduler/mutate/aug/nope: not a sampled parameter"),
         ({"quantile_fraction": 0.7}, "expected a number in (0, 0.5], got 0.7"),
-        ({"mutations": []}, "study/scheduler/mutations: unknown option; valid: perturbation"),
+        (
+            {"mutations": []},
+            "study/scheduler/mutations: unknown option (did you mean 'mutate'?); "
+            "valid: perturbation",
+        ),
     ],
 )
 def test_bad_pbt_settings_are_located(scheduler, message):

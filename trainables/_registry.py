@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from trainables.errors import SSLSearchError
 
-__all__ = ["REQUIRED", "Registry", "UnknownNameError", "lookup", "suggest"]
+__all__ = ["REQUIRED", "Registry", "UnknownNameError", "check_value", "lookup", "suggest"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -55,6 +56,11 @@ def suggest(name: str, valid: list[str] | tuple[str, ...]) -> str:
         " (did you mean 'random'?)"
     """
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    odd = [c for c in name if not c.isascii()]
+    if odd:  # a look-alike letter (Cyrillic 'а' for 'a') reads as the valid name
+        chars = ", ".join(f"'{c}' U+{ord(c):04X}" for c in dict.fromkeys(odd))
+        hint = f"; it has non-ASCII {chars}"
+        return f" (did you mean '{close[0]}'{hint}?)" if close else f" ({hint[2:]})"
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -73,14 +79,28 @@ class Registry(dict[str, F]):
         self.reserved = reserved
         self._meta: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, **metadata: Any) -> Callable[[F], F]:
-        """Decorator: register the function under ``name`` with ``metadata``."""
+    def register(
+        self, name: str, *, limits: Mapping[str, Any] | None = None, **metadata: Any
+    ) -> Callable[[F], F]:
+        """Decorator: register the function under ``name`` with ``metadata``.
+
+        ``limits`` bounds options' values: an interval (``"(0, inf)"``, ``"[0, 1]"``)
+        or a tuple of the allowed values; they are checked with the option's type
+        (its annotation) before any trial runs.
+        """
+        limits = dict(limits or {})
+        for limit in limits.values():
+            if isinstance(limit, str):
+                _interval(limit)  # a malformed interval fails at import, not in a study
 
         def decorator(fn: F) -> F:
             if name in self:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
+            unknown = set(limits) - set(inspect.signature(fn).parameters)
+            if unknown:
+                raise ValueError(f"{self.kind} '{name}': limits of no option: {sorted(unknown)}")
             self[name] = fn
-            self._meta[name] = dict(metadata)
+            self._meta[name] = {**metadata, **({"limits": limits} if limits else {})}
             return fn
 
         return decorator
@@ -107,6 +127,17 @@ class Registry(dict[str, F]):
             out[key] = REQUIRED if p.default is inspect.Parameter.empty else p.default
         return out
 
+    def annotations(self, name: str) -> dict[str, str]:
+        """Each option's annotation as written (``"int"``, ``"float | None"``)."""
+        out = {}
+        for key, p in inspect.signature(self.lookup(name)).parameters.items():
+            if key in self.options(name):
+                ann = p.annotation
+                out[key] = (
+                    "" if ann is inspect.Parameter.empty else str(getattr(ann, "__name__", ann))
+                )
+        return out
+
     def accepts_any(self, name: str) -> bool:
         """Whether ``name`` takes ``**kwargs`` (any option)."""
         params = inspect.signature(self.lookup(name)).parameters.values()
@@ -122,3 +153,72 @@ def lookup(registry: Mapping[str, F], kind: str, name: str) -> F:
         raise UnknownNameError(
             f"unknown {kind} '{name}'{suggest(str(name), valid)}; valid: {', '.join(valid)}"
         ) from None
+
+
+def _interval(text: str) -> tuple[float, float, bool, bool]:
+    """``"[0, 1)"`` -> ``(0.0, 1.0, True, False)``: bounds and whether each is included."""
+    text = text.strip()
+    if len(text) < 5 or text[0] not in "[(" or text[-1] not in "])" or "," not in text:
+        raise ValueError(f"not an interval like '[0, 1)': {text!r}")
+    low, high = (float(part) for part in text[1:-1].split(","))
+    return low, high, text[0] == "[", text[-1] == "]"
+
+
+def check_value(value: object, annotation: str, limit: object = None) -> str | None:
+    """What is wrong with an option's ``value`` (None: nothing), from its annotation and limit.
+
+    ``annotation`` is the option's annotation as written (``"int"``, ``"float | None"``,
+    ``"tuple[float, ...]"``; others are not checked); ``limit`` an interval
+    (``"(0, inf)"``, ``"[1, inf)"``) or a tuple of the allowed values.
+
+    Example:
+        >>> check_value("4", "int"), check_value(0.0, "float", "(0, inf)")
+        ("expected an integer, got '4'", 'expected a value in (0, inf), got 0.0')
+        >>> check_value(None, "int | None", "[1, inf)") is None
+        True
+    """
+    from trainables.errors import shown
+
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        return None if "None" in kinds else f"expected {_expected(kinds)}, got None"
+    checks = [_TYPES.get(k) for k in kinds if k != "None"]
+    if checks and None not in checks and not any(ok(value) for ok in checks):
+        return f"expected {_expected(kinds)}, got {shown(value)}"
+    if isinstance(limit, tuple | list):
+        if value not in limit:
+            return f"expected one of {', '.join(map(str, limit))}, got {shown(value)}"
+    elif isinstance(limit, str) and isinstance(value, int | float):
+        low, high, with_low, with_high = _interval(limit)
+        inside = (value >= low if with_low else value > low) and (
+            value <= high if with_high else value < high
+        )
+        if not inside:
+            return f"expected a value in {limit}, got {value!r}"
+    return None
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+#: The annotations :func:`check_value` checks (others, e.g. a Mapping, are taken as they are).
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: _is_number(v) and math.isfinite(v) and float(v).is_integer(),
+    "float": _is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "tuple[float, ...]": lambda v: isinstance(v, list | tuple) and all(map(_is_number, v)),
+}
+
+
+def _expected(kinds: list[str]) -> str:
+    words = {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "a string",
+        "tuple[float, ...]": "a list of numbers",
+    }
+    named = [words.get(k, k) for k in kinds if k != "None"]
+    return " or ".join(named) + (" or null" if "None" in kinds else "")

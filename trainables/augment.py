@@ -91,7 +91,7 @@ class ResizedCrop(nn.Module):
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-@register_augment_op("resized_crop")
+@register_augment_op("resized_crop", limits={"min_scale": "(0, 1]", "p": "[0, 1]"})
 def resized_crop(
     *, image_size: int, channels: int, min_scale: float = 0.6, p: float = 1.0
 ) -> nn.Module:
@@ -118,7 +118,7 @@ class HFlip(nn.Module):
         return x.flip(-1).sub_(x).mul_(coin).add_(x)
 
 
-@register_augment_op("hflip")
+@register_augment_op("hflip", limits={"p": "[0, 1]"})
 def hflip(*, image_size: int, channels: int, p: float = 0.5) -> nn.Module:
     """Horizontal flip with probability ``p``."""
     return HFlip(p)
@@ -186,7 +186,7 @@ class ColorJitter(nn.Module):
         return out.sub_(x).mul_(_coin(n, self.p, dev)).add_(x)
 
 
-@register_augment_op("color_jitter")
+@register_augment_op("color_jitter", limits={"strength": "[0, inf)", "p": "[0, 1]"})
 def color_jitter(
     *, image_size: int, channels: int, strength: float = 0.5, p: float = 0.8
 ) -> nn.Module:
@@ -199,7 +199,7 @@ def color_jitter(
     return ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.5, 0.2 * s), p)
 
 
-@register_augment_op("grayscale")
+@register_augment_op("grayscale", limits={"p": "[0, 1]"})
 def grayscale(*, image_size: int, channels: int, p: float = 0.2) -> nn.Module:
     """Convert to grey (kept as 3 channels) with probability ``p``; identity on grey images."""
     if channels != 3:
@@ -231,7 +231,9 @@ class GaussianBlur(nn.Module):
         return flat.view(b, c, h, w)
 
 
-@register_augment_op("gaussian_blur")
+@register_augment_op(
+    "gaussian_blur", limits={"p": "[0, 1]", "sigma_min": "(0, inf)", "sigma_max": "(0, inf)"}
+)
 def gaussian_blur(
     *,
     image_size: int,
@@ -262,7 +264,7 @@ class Solarize(nn.Module):
         return (1.0 - 2.0 * x).mul_(flip).add_(x)
 
 
-@register_augment_op("solarize")
+@register_augment_op("solarize", limits={"p": "[0, 1]"})
 def solarize(*, image_size: int, channels: int, p: float = 0.2) -> nn.Module:
     """Invert pixels above 0.5 with probability ``p`` (BYOL's asymmetric view)."""
     return Solarize(p)
@@ -329,7 +331,9 @@ class ColourField(nn.Module):
         return (x + self.strength * apply * field).clamp(0.0, 1.0)
 
 
-@register_augment_op("displacement_field")
+@register_augment_op(
+    "displacement_field", limits={"strength": "[0, inf)", "length_scale": "(0, inf)", "p": "[0, 1]"}
+)
 def displacement_field(
     *,
     image_size: int,
@@ -344,7 +348,9 @@ def displacement_field(
     return DisplacementField(strength, length_scale, p)
 
 
-@register_augment_op("colour_field")
+@register_augment_op(
+    "colour_field", limits={"strength": "[0, inf)", "length_scale": "(0, inf)", "p": "[0, 1]"}
+)
 def colour_field(
     *,
     image_size: int,

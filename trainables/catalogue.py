@@ -27,7 +27,26 @@ from typing import Any
 
 from trainables._registry import UnknownNameError, suggest
 
-__all__ = ["CATALOGUE_FILE", "KINDS", "Catalogue", "Entry", "live", "shipped", "write"]
+__all__ = [
+    "CATALOGUE_FILE",
+    "KINDS",
+    "LOOP_METRICS",
+    "Catalogue",
+    "Entry",
+    "live",
+    "shipped",
+    "write",
+]
+
+#: What the training loop reports besides the probes and ``loss_<term>`` (minimised, as
+#: ``loss``), with the direction in which each is better (None: not a score).
+LOOP_METRICS: dict[str, str | None] = {
+    "loss": "minimize",
+    "epoch": None,
+    "lr": None,
+    "train_time_s": "minimize",
+    "trial_time_s": "minimize",
+}
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")
 
@@ -50,12 +69,14 @@ class Entry:
     Attributes:
         name: its registered name.
         options: option -> default (:data:`~trainables._registry.REQUIRED` when none).
+        types: option -> its annotation as written (``"int"``, ``"float | None"``).
         any_option: it takes ``**kwargs``.
         meta: what it was registered with (a probe's metrics, an objective's weights).
     """
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    types: Mapping[str, str] = field(default_factory=dict)
     any_option: bool = False
     meta: Mapping[str, Any] = field(default_factory=dict)
 
@@ -79,6 +100,18 @@ class Catalogue:
             f"unknown {label} '{name}'{suggest(str(name), valid)}; valid: {', '.join(valid)}"
         )
 
+    def direction(self, metric: str) -> str | None:
+        """The direction in which ``metric`` of the built-in trainable is better.
+
+        Raises:
+            KeyError: no probe nor the loop reports it.
+        """
+        if metric in LOOP_METRICS:
+            return LOOP_METRICS[metric]
+        if metric.startswith("loss_"):
+            return "minimize"
+        return self.metrics()[metric]["direction"]
+
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Every probe metric: its probe, direction, whether it needs labels, headline."""
         out: dict[str, dict[str, Any]] = {}
@@ -100,6 +133,7 @@ class Catalogue:
                 "entries": {
                     name: {
                         "options": dict(e.options),
+                        "types": dict(e.types),
                         "any_option": e.any_option,
                         "meta": dict(e.meta),
                     }
@@ -138,6 +172,7 @@ def live() -> Catalogue:
             name: Entry(
                 name,
                 options=_plain(registry.options(name)),
+                types=registry.annotations(name),
                 any_option=registry.accepts_any(name),
                 meta=_plain(dict(registry.meta(name))),
             )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainables._registry import suggest
-from trainables.errors import SSLSearchError
+from trainables.errors import SSLSearchError, shown
 
 __all__ = [
     "AugConfig",
@@ -214,7 +214,7 @@ class TrialConfig:
         if "aug" in config:
             aug = config["aug"]
             if not isinstance(aug, Mapping):
-                raise ConfigError("aug", f"expected a mapping of ops, got {aug!r}")
+                raise ConfigError("aug", f"expected a mapping of ops, got {shown(aug)}")
             ops = aug.get("ops", {k: v for k, v in aug.items() if k != "view2"})
             config["aug"] = {"ops": ops, "view2": aug.get("view2")}
         return _build(cls, config, "")
@@ -295,12 +295,12 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if hint in _SCALARS:
         accepts, convert, expected = _SCALARS[hint]
         if not accepts(value):
-            raise ConfigError(path, f"expected {expected}, got {value!r}")
+            raise ConfigError(path, f"expected {expected}, got {shown(value)}")
         return convert(value)
     if origin is tuple:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
-            raise ConfigError(path, f"expected a list, got {value!r}")
+            raise ConfigError(path, f"expected a list, got {shown(value)}")
         inner = typing.get_args(hint)[0]
         return tuple(_coerce(inner, v, f"{path}[{i}]") for i, v in enumerate(items))
     if origin in (Mapping, dict) or hint is Mapping:
@@ -310,5 +310,5 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
 
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ConfigError(path, f"expected a mapping, got {value!r}")
+        raise ConfigError(path, f"expected a mapping, got {shown(value)}")
     return value

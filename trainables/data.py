@@ -125,7 +125,16 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
     return _polygon_inside(xs, ys, vx, vy)
 
 
-@register_data_source("shapes")
+@register_data_source(
+    "shapes",
+    limits={
+        "count": "[1, inf)",
+        "image_size": "[4, inf)",
+        "classes": "[2, 5]",
+        "hue_spread": "[0, 1]",
+        "seed": "[0, inf)",
+    },
+)
 def shapes(
     *,
     count: int = 2000,
@@ -228,7 +237,10 @@ def _decode_all(
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-@register_data_source("image_folder")
+@register_data_source(
+    "image_folder",
+    limits={"image_size": "[1, inf)", "channels": (1, 3), "on_error": ("fail", "skip")},
+)
 def image_folder(
     *, path: str, image_size: int = 32, channels: int = 3, on_error: str = "fail"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,7 +322,9 @@ def cifar(*, path: str, files: str = "*_batch*") -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
 
-@register_data_source("parquet")
+@register_data_source(
+    "parquet", limits={"image_size": "[1, inf)", "channels": (1, 3), "on_error": ("fail", "skip")}
+)
 def parquet(
     *,
     path: str,

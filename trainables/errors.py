@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["InputError", "SSLSearchError"]
+__all__ = ["InputError", "SSLSearchError", "shown"]
 
 
 class SSLSearchError(Exception):
@@ -32,3 +32,24 @@ class SSLSearchError(Exception):
 
 class InputError(SSLSearchError, ValueError):
     """Bad input that is not a space file: a flag, a path, a run directory, a trainable."""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, with a hint when YAML read a number as text.
+
+    YAML 1.1 (PyYAML) reads ``1e-4`` (no dot) as the string ``'1e-4'``.
+
+    Example:
+        >>> shown("1e-4"), shown(0.5), shown("fast")
+        ("'1e-4' (text: YAML reads 1e-4 as a string; write 1.0e-4)", '0.5', "'fast'")
+    """
+    text = repr(value)
+    if not isinstance(value, str) or not value.strip():
+        return text
+    try:
+        float(value)
+    except ValueError:
+        return text
+    mantissa, e, exponent = value.strip().lower().partition("e")
+    fix = f"{mantissa}.0e{exponent}" if e and "." not in mantissa else f"{value} unquoted"
+    return f"{text} (text: YAML reads {value} as a string; write {fix})"

@@ -147,7 +147,15 @@ def _block_order(
     return first + 0.5 * _uniform(generator, batch, grid_hw[0] * grid_hw[1])
 
 
-@register_masking("block")
+@register_masking(
+    "block",
+    limits={
+        "min_size": "(0, 1]",
+        "max_size": "(0, 1]",
+        "aspect": "(0, inf)",
+        "num_blocks": "[1, inf)",
+    },
+)
 def block_mask(
     batch: int,
     grid_hw: tuple[int, int],
@@ -183,7 +191,15 @@ def block_mask(
     return mask_from_scores(-order, ratio)
 
 
-@register_masking("inverse_block")
+@register_masking(
+    "inverse_block",
+    limits={
+        "min_size": "(0, 1]",
+        "max_size": "(0, 1]",
+        "aspect": "(0, inf)",
+        "num_blocks": "[1, inf)",
+    },
+)
 def inverse_block_mask(
     batch: int,
     grid_hw: tuple[int, int],
@@ -247,7 +263,7 @@ def grid_mask(
 COLOURS = ("red", "blue", "green", "purple")
 
 
-@register_masking("colour_noise")
+@register_masking("colour_noise", limits={"cutoff": "(0, 1)", "bandwidth": "(0, inf)"})
 def colour_noise_mask(
     batch: int,
     grid_hw: tuple[int, int],

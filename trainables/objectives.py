@@ -15,7 +15,7 @@ Two registries:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -55,10 +55,13 @@ OBJECTIVES: Registry[Callable[..., Objective]] = Registry(
 )
 
 
-def register_objective(name: str, *, objective: type[Objective]) -> Callable:
+def register_objective(
+    name: str, *, objective: type[Objective], limits: Mapping[str, Any] | None = None
+) -> Callable:
     """Register an objective factory; its searchable term weights are ``objective``'s
-    ``default_weights`` (``loss/weights/<term>``), recorded with the entry."""
-    return OBJECTIVES.register(name, weights=dict(objective.default_weights))
+    ``default_weights`` (``loss/weights/<term>``), recorded with the entry; ``limits``
+    bound its options (see :meth:`~trainables._registry.Registry.register`)."""
+    return OBJECTIVES.register(name, limits=limits, weights=dict(objective.default_weights))
 
 
 def objective_weights(name: str) -> dict[str, float]:
@@ -437,7 +440,11 @@ def mae(
     )
 
 
-@register_objective("simclr", objective=SimCLRObjective)
+@register_objective(
+    "simclr",
+    objective=SimCLRObjective,
+    limits={"temperature": "(0, inf)", "proj_hidden": "[1, inf)", "proj_dim": "[1, inf)"},
+)
 def simclr(
     encoder: Encoder,
     *,
@@ -458,7 +465,9 @@ def simclr(
     )
 
 
-@register_objective("vicreg", objective=VICRegObjective)
+@register_objective(
+    "vicreg", objective=VICRegObjective, limits={"proj_hidden": "[1, inf)", "proj_dim": "[1, inf)"}
+)
 def vicreg(
     encoder: Encoder,
     *,
@@ -474,7 +483,11 @@ def vicreg(
     )
 
 
-@register_objective("barlow_twins", objective=BarlowTwinsObjective)
+@register_objective(
+    "barlow_twins",
+    objective=BarlowTwinsObjective,
+    limits={"proj_hidden": "[1, inf)", "proj_dim": "[1, inf)"},
+)
 def barlow_twins(
     encoder: Encoder,
     *,
@@ -490,7 +503,11 @@ def barlow_twins(
     )
 
 
-@register_objective("hybrid", objective=HybridObjective)
+@register_objective(
+    "hybrid",
+    objective=HybridObjective,
+    limits={"temperature": "(0, inf)", "proj_hidden": "[1, inf)", "proj_dim": "[1, inf)"},
+)
 def hybrid(
     encoder: Encoder,
     *,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,12 @@ PROBES: Registry[ProbeFn] = Registry(
 
 
 def register_probe(
-    name: str, *, metrics: Mapping[str, str | None], needs_labels: bool, views: bool = False
+    name: str,
+    *,
+    metrics: Mapping[str, str | None],
+    needs_labels: bool,
+    views: bool = False,
+    limits: Mapping[str, Any] | None = None,
 ) -> Callable[[ProbeFn], ProbeFn]:
     """Register a probe under ``name``.
 
@@ -61,11 +67,14 @@ def register_probe(
             are compared with).
         needs_labels: it fails on data without labels.
         views: it also takes features of two augmented views (``views=``).
+        limits: bounds of its options (see :meth:`~trainables._registry.Registry.register`).
     """
     for metric, direction in metrics.items():
         if direction not in ("maximize", "minimize", None):
             raise ValueError(f"probe '{name}': metric {metric!r} has direction {direction!r}")
-    return PROBES.register(name, metrics=dict(metrics), needs_labels=needs_labels, views=views)
+    return PROBES.register(
+        name, limits=limits, metrics=dict(metrics), needs_labels=needs_labels, views=views
+    )
 
 
 def probe_metric_names(name: str) -> tuple[str, ...]:
@@ -84,7 +93,17 @@ def _num_classes(*labels: torch.Tensor) -> int:
     return int(torch.cat([y.reshape(-1) for y in labels]).max().item()) + 1
 
 
-@register_probe("knn", metrics={"knn_top1": "maximize", "knn_top5": "maximize"}, needs_labels=True)
+@register_probe(
+    "knn",
+    metrics={"knn_top1": "maximize", "knn_top5": "maximize"},
+    needs_labels=True,
+    limits={
+        "k": "[1, inf)",
+        "temperature": "(0, inf)",
+        "weighting": ("exp", "uniform"),
+        "chunk": "[1, inf)",
+    },
+)
 def knn(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -192,7 +211,12 @@ def fit_logistic(
     return w.detach(), b.detach()
 
 
-@register_probe("linear", metrics={"linear_top1": "maximize"}, needs_labels=True)
+@register_probe(
+    "linear",
+    metrics={"linear_top1": "maximize"},
+    needs_labels=True,
+    limits={"holdout": "(0, 1)", "max_iter": "[1, inf)", "seed": "[0, inf)"},
+)
 def linear(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -244,7 +268,9 @@ def _singular_values(feats: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(feats.double())
 
 
-@register_probe("rankme", metrics={"rankme": "maximize"}, needs_labels=False)
+@register_probe(
+    "rankme", metrics={"rankme": "maximize"}, needs_labels=False, limits={"eps": "(0, inf)"}
+)
 def rankme(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor | None,
@@ -266,7 +292,10 @@ def rankme(
 
 # alpha_req is |alpha - 1| (0: the ideal power law); alpha_req_alpha the fitted exponent itself
 @register_probe(
-    "alpha_req", metrics={"alpha_req": "minimize", "alpha_req_alpha": None}, needs_labels=False
+    "alpha_req",
+    metrics={"alpha_req": "minimize", "alpha_req_alpha": None},
+    needs_labels=False,
+    limits={"rel_floor": "(0, 1)", "max_rank": "[2, inf)"},
 )
 def alpha_req(
     train_feats: torch.Tensor,
@@ -305,6 +334,7 @@ def alpha_req(
     metrics={"alignment": "minimize", "uniformity": "minimize"},
     needs_labels=False,
     views=True,
+    limits={"alpha": "(0, inf)", "t": "(0, inf)"},
 )
 def align_uniform(
     train_feats: torch.Tensor,

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainables._registry import UnknownNameError, suggest
+from trainables._registry import UnknownNameError, check_value, suggest
 from trainables.catalogue import Catalogue, live
 from trainables.config import ConfigError, TrialConfig
+from trainables.errors import shown
 
 __all__ = ["check_options", "parse_trial_config", "validate"]
 
@@ -46,17 +47,21 @@ def parse_trial_config(
 def check_options(catalogue: Catalogue, kind: str, name: str, given: Any, path: str) -> None:
     """Refuse options that entry ``name`` does not take, naming the key and the valid ones."""
     if not isinstance(given, Mapping):
-        raise ConfigError(path, f"expected a mapping of options, got {given!r}")
+        raise ConfigError(path, f"expected a mapping of options, got {shown(given)}")
     entry = catalogue.entry(kind, name)
     if entry.any_option:
         return
     valid = list(entry.options)
-    for key in given:
+    limits = entry.meta.get("limits", {})
+    for key, value in given.items():
         if key not in valid:
             raise ConfigError(
                 f"{path}/{key}",
                 f"unknown option{suggest(str(key), valid)}; valid: {', '.join(valid) or 'none'}",
             )
+        problem = check_value(value, entry.types.get(key, ""), limits.get(key))
+        if problem:
+            raise ConfigError(f"{path}/{key}", problem)
 
 
 def _entry(catalogue: Catalogue, kind: str, name: str, path: str) -> Any:
@@ -70,6 +75,11 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
     """Check registry names and option keys of ``cfg``; raise :class:`ConfigError`."""
     cat = catalogue or live()
     _entry(cat, "data", cfg.data.name, "data/name")
+    check_options(cat, "data", cfg.data.name, cfg.data.options, "data/options")
+    if not 0.0 < cfg.data.val_fraction < 1.0:
+        raise ConfigError(
+            "data/val_fraction", f"expected a share in (0, 1), got {cfg.data.val_fraction}"
+        )
     if cfg.model.name not in cat.names("encoder"):
         from trainables.encoders import check_timm_name  # a timm model: ask timm
 
@@ -113,7 +123,9 @@ def _check_loss(cfg: TrialConfig, cat: Catalogue) -> None:
                 f"its terms: {', '.join(terms)}",
             )
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ConfigError(f"loss/weights/{term}", f"expected a number >= 0, got {weight!r}")
+            raise ConfigError(
+                f"loss/weights/{term}", f"expected a number >= 0, got {shown(weight)}"
+            )
     given = cfg.loss.options.get(cfg.loss.name, {})
     check_options(cat, "objective", cfg.loss.name, given, f"loss/{cfg.loss.name}")
 
@@ -126,7 +138,7 @@ def _check_probes(cfg: TrialConfig, cat: Catalogue) -> None:
         _entry(cat, "probe", name, f"probe/{name}")
     if cfg.probe.feature not in ("cls", "mean", "pooled"):
         raise ConfigError(
-            "probe/feature", f"expected 'cls', 'mean' or 'pooled', got {cfg.probe.feature!r}"
+            "probe/feature", f"expected 'cls', 'mean' or 'pooled', got {shown(cfg.probe.feature)}"
         )
     if cfg.probe.every < 1:
         raise ConfigError("probe/every", f"expected >= 1, got {cfg.probe.every}")
@@ -135,13 +147,19 @@ def _check_probes(cfg: TrialConfig, cat: Catalogue) -> None:
 def _check_ranges(cfg: TrialConfig) -> None:
     if cfg.train.precision not in ("auto", "bf16", "fp32"):
         raise ConfigError(
-            "train/precision", f"expected auto, bf16 or fp32, got {cfg.train.precision!r}"
+            "train/precision", f"expected auto, bf16 or fp32, got {shown(cfg.train.precision)}"
         )
     if cfg.train.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError("train/device", f"expected auto, cpu or cuda, got {cfg.train.device!r}")
+        raise ConfigError(
+            "train/device", f"expected auto, cpu or cuda, got {shown(cfg.train.device)}"
+        )
     for key, low in (("epochs", 1), ("threads", 0)):
         if getattr(cfg.train, key) < low:
             raise ConfigError(f"train/{key}", f"expected >= {low}")
+    for key in ("patch_size", "embed_dim", "depth", "num_heads"):
+        value = getattr(cfg.model, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"model/{key}", f"expected an integer >= 1, got {value}")
     if cfg.optim.batch_size < 2:
         raise ConfigError("optim/batch_size", "expected >= 2")
     if cfg.optim.lr <= 0:
