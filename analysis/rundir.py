@@ -34,6 +34,7 @@ from analysis.results import join, result_files
 from spaces import load_spec
 from spaces.compile import FIXED_ATTR_PREFIX
 from trainables.catalogue import shipped
+from trainables.errors import InputError
 
 if TYPE_CHECKING:
     import optuna
@@ -151,6 +152,28 @@ def resolve_storage_url(url: str | None, run_dir: str | Path) -> str:
     return url
 
 
+def _storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage URL (None for a database server)."""
+    for scheme in ("sqlite:///", "journal:"):
+        if url.startswith(scheme):
+            return Path(url.removeprefix(scheme))
+    return None
+
+
+def _mismatch(study: optuna.Study, spec: SearchSpec) -> str | None:
+    """How the study differs from the spec that made it (None: it does not)."""
+    directions = [d.name.lower() for d in study.directions]
+    wanted = [o.direction for o in spec.study.objectives]
+    if directions != wanted:
+        return f"the study's directions are {directions}, the spec's {wanted}"
+    declared = {p.name for p in spec.params} | {"repeat"}  # repeat: the grid's seed axis
+    sampled = {name for t in study.get_trials(deepcopy=False) for name in t.params}
+    foreign = sorted(sampled - declared)
+    if foreign:
+        return f"its trials sampled {', '.join(foreign)}, which the spec does not declare"
+    return None
+
+
 def open_storage(url: str) -> str | optuna.storages.BaseStorage:
     """What ``optuna.create_study(storage=...)`` takes for ``url``.
 
@@ -258,16 +281,36 @@ class RunDir:
 
     # -- the study -------------------------------------------------------
     def study_ref(self) -> tuple[str, str]:
-        """``(storage URL, study name)`` as ``spec.yaml`` records them."""
+        """``(storage URL, study name)``: ``spec.yaml``'s storage resolved against this
+        directory (``study.db`` in it by default), so a copied or moved run directory
+        opens its own study, never the one it was copied from."""
         study = self.spec().study
-        return study.storage or default_storage_url(self.path), study.name
+        return resolve_storage_url(study.storage, self.path), study.name
 
     def open_study(self) -> optuna.Study:
-        """The run's Optuna study."""
+        """The run's Optuna study, checked against ``spec.yaml``.
+
+        Raises:
+            InputError: the study is missing (never silently created anew), or its
+                name, directions or parameters are not the spec's.
+        """
         import optuna
 
         storage, name = self.study_ref()
-        return optuna.load_study(study_name=name, storage=open_storage(storage))
+        where = _storage_file(storage)
+        if where is not None and not where.exists():
+            raise InputError(
+                f"{self.path}: its study is missing ({where} does not exist); "
+                "a run directory resumes and reports against its own study only"
+            )
+        try:
+            study = optuna.load_study(study_name=name, storage=open_storage(storage))
+        except KeyError:
+            raise InputError(f"{self.path}: there is no study '{name}' in {storage}") from None
+        problem = _mismatch(study, self.spec())
+        if problem:
+            raise InputError(f"{self.path}: its study does not match {SPEC_FILE}: {problem}")
+        return study
 
     # -- results ---------------------------------------------------------
     def baseline(self) -> dict[str, float]:

@@ -14,6 +14,7 @@ Tune results from their JSON logs, nothing is locked.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -142,10 +143,13 @@ def build_tables(
     """Read the study and the Tune results of ``run_dir`` into ``(trials, curves)`` tables."""
     run = RunDir(run_dir)
     spec = run.spec()
-    study = optuna.load_study(
-        study_name=study_name or spec.study.name,
-        storage=open_storage(storage or run.study_ref()[0]),
-    )
+    if storage is None and study_name is None:
+        study = run.open_study()
+    else:
+        study = optuna.load_study(
+            study_name=study_name or spec.study.name,
+            storage=open_storage(storage or run.study_ref()[0]),
+        )
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     curves = _Curves(trials, read_curves(run.path))
     directions = [d.name.lower() for d in study.directions]
@@ -287,10 +291,17 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     os.close(fd)
     try:
         pq.write_table(table, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # as every other file of the run (mkstemp: 0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_tables(run_dir: str | Path, **kwargs: Any) -> tuple[Path, Path]:
@@ -298,6 +309,11 @@ def write_tables(run_dir: str | Path, **kwargs: Any) -> tuple[Path, Path]:
     run = RunDir(run_dir)
     trials, curves = build_tables(run.path, **kwargs)
     trials_path, curves_path = run.trials_path, run.curves_path
-    _write_atomic(trials, trials_path)
-    _write_atomic(curves, curves_path)
+    with open(run.path / ".tables.lock", "a") as lock:  # one writer at a time: then every
+        fcntl.flock(lock, fcntl.LOCK_EX)  # temporary file left is an interrupted write's
+        for path in (trials_path, curves_path):
+            for stale in run.path.glob(f".{path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+        _write_atomic(trials, trials_path)
+        _write_atomic(curves, curves_path)
     return trials_path, curves_path

@@ -8,7 +8,9 @@ still RUNNING is stale. :func:`recover_study` settles each one:
 - its Tune log already holds its final epoch -> COMPLETE with those values;
 - otherwise -> FAIL (``interrupted``), and its parameters are enqueued again
   with the trial's last complete checkpoint (or none: from scratch); the new
-  trial inherits the intermediate values up to that checkpoint.
+  trial inherits the intermediate values up to that checkpoint. A trial killed
+  before it sampled (and not enqueued with a configuration) has nothing to
+  re-run: it is FAIL (``interrupted``) and the budget samples a new one.
 
 A checkpoint counts only when a row of the trial's ``result.json`` names it:
 Tune writes that row after the checkpoint directory is complete, so a
@@ -56,11 +58,14 @@ class Recovery:
         pruned: stale trials the pruner had stopped, told PRUNED.
         rerun: ``(old number, new number, step)`` of each stale trial re-enqueued
             from its checkpoint at ``step`` (0: from scratch).
+        unsampled: stale trials killed before they sampled a configuration (and not
+            enqueued with one): told FAIL, not re-run; the budget samples anew.
     """
 
     completed: tuple[int, ...] = ()
     pruned: tuple[int, ...] = ()
     rerun: tuple[tuple[int, int, int], ...] = ()
+    unsampled: tuple[int, ...] = ()
 
 
 def _rows(directory: str | None) -> list[dict[str, Any]]:
@@ -139,7 +144,7 @@ def recover_study(
         epochs: the epochs of a full trial (a log reaching it is a finished trial).
         pruning_study: the primary-objective twin of a multi-objective study.
     """
-    completed, pruned, rerun = [], [], []
+    completed, pruned, rerun, unsampled = [], [], [], []
     twins = {}
     if pruning_study is not None:
         for twin in pruning_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -164,38 +169,61 @@ def recover_study(
         if state != TrialState.FAIL:
             study.tell(trial.number, values, state=state)
             continue
-        found = latest_checkpoint(directory)
-        if found is not None:
-            path, step = str(found[0]), found[1] + offset
-        elif trial.user_attrs.get(Attr.RESUME_CHECKPOINT):  # itself a re-run that made no new one
-            path, step = trial.user_attrs[Attr.RESUME_CHECKPOINT], offset
+        settled = _rerun(study, trial, directory, offset)
+        if settled is None:
+            unsampled.append(trial.number)
         else:
-            path, step = "", 0
-        # a trial killed between ask and sampling has no params yet: keep what it was
-        # enqueued with (itself a re-run, or a seeded configuration)
-        params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
-        study.enqueue_trial(
-            params,
-            user_attrs={
-                Attr.RESUMED_FROM: trial.number,
-                Attr.RESUME_CHECKPOINT: path,
-                Attr.RESUME_STEP: step,
-                **{k: v for k, v in trial.user_attrs.items() if k.startswith(Attr.FIXED_PREFIX)},
-            },
-        )
-        new_number = study.get_trials(deepcopy=False)[-1].number
-        live = optuna.Trial(study, trial._trial_id)
-        live.set_user_attr(Attr.INTERRUPTED, True)
-        how = f"from its checkpoint at epoch {step}" if path else "from scratch"
-        live.set_user_attr(
-            Attr.FAIL_REASON,
-            f"interrupted: the run stopped while it ran; re-run as trial {new_number} {how}",
-        )
-        study.tell(trial.number, state=TrialState.FAIL)
-        rerun.append((trial.number, new_number, step))
+            rerun.append(settled)
     for twin in twins.values():  # a twin whose trial was settled already
         pruning_study.tell(twin.number, state=TrialState.FAIL)
-    return Recovery(completed=tuple(completed), pruned=tuple(pruned), rerun=tuple(rerun))
+    return Recovery(
+        completed=tuple(completed),
+        pruned=tuple(pruned),
+        rerun=tuple(rerun),
+        unsampled=tuple(unsampled),
+    )
+
+
+def _rerun(
+    study: optuna.Study, trial: FrozenTrial, directory: str | None, offset: int
+) -> tuple[int, int, int] | None:
+    """Tell an interrupted trial FAIL and enqueue its configuration again from its last
+    checkpoint: ``(old number, new number, step)``; None when it had none to re-run."""
+    found = latest_checkpoint(directory)
+    if found is not None:
+        path, step = str(found[0]), found[1] + offset
+    elif trial.user_attrs.get(Attr.RESUME_CHECKPOINT):  # itself a re-run that made no new one
+        path, step = trial.user_attrs[Attr.RESUME_CHECKPOINT], offset
+    else:
+        path, step = "", 0
+    # a trial killed between ask and sampling has no params yet: keep what it was
+    # enqueued with (itself a re-run, or a seeded configuration)
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    live = optuna.Trial(study, trial._trial_id)
+    live.set_user_attr(Attr.INTERRUPTED, True)
+    if not params:  # never sampled: no configuration to re-run; the budget draws anew
+        live.set_user_attr(
+            Attr.FAIL_REASON, "interrupted before it sampled its configuration: nothing to re-run"
+        )
+        study.tell(trial.number, state=TrialState.FAIL)
+        return None
+    study.enqueue_trial(
+        params,
+        user_attrs={
+            Attr.RESUMED_FROM: trial.number,
+            Attr.RESUME_CHECKPOINT: path,
+            Attr.RESUME_STEP: step,
+            **{k: v for k, v in trial.user_attrs.items() if k.startswith(Attr.FIXED_PREFIX)},
+        },
+    )
+    new_number = study.get_trials(deepcopy=False)[-1].number
+    how = f"from its checkpoint at epoch {step}" if path else "from scratch"
+    live.set_user_attr(
+        Attr.FAIL_REASON,
+        f"interrupted: the run stopped while it ran; re-run as trial {new_number} {how}",
+    )
+    study.tell(trial.number, state=TrialState.FAIL)
+    return trial.number, new_number, step
 
 
 def resumable(trainable: Callable[..., Any]) -> Callable[..., Any]:

@@ -157,9 +157,8 @@ def run_search(
     init_ray(address, num_cpus=num_cpus)
     check_resources(spec)  # before anything is written: Tune would wait forever
     run.path.mkdir(parents=True, exist_ok=True)
+    run.write_spec(spec)  # the storage as written: resolved against the run dir when opened
     storage = resolve_storage_url(spec.study.storage, run.path)
-    spec = dataclasses.replace(spec, study=dataclasses.replace(spec.study, storage=storage))
-    run.write_spec(spec)
     info = RunInfo(
         builtin_trainable=trainable is None,
         trainable=None if trainable is None else _trainable_ref(trainable),
@@ -248,6 +247,7 @@ def resume_search(
         raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
     info = run.info()
     old = run.spec(check_trainables=True)
+    run.open_study()  # missing, or not this spec's: refused before anything is written
     spec = _resumed_spec(run, old, spec)
     if trainable is None and not info.builtin_trainable:
         if not info.trainable:
@@ -258,7 +258,7 @@ def resume_search(
         trainable = load_trainable(info.trainable)
     dataset = _builtin_dataset(spec)[1] if trainable is None else None
     experiment = info.next_experiment()
-    bridge = build_bridge(spec, spec.study.storage, experiment)
+    bridge = build_bridge(spec, run.study_ref()[0], experiment, session=len(info.experiments))
     recovery = recover_study(
         bridge.study,
         run=run,
@@ -273,7 +273,7 @@ def resume_search(
         run.write_spec(spec)
     logger.info(
         "resuming %s: %d/%d trials finished (%d completed and %d pruned while the run stopped);"
-        " %d interrupted trial(s) re-run%s; %d trial(s) to go",
+        " %d interrupted trial(s) re-run%s%s; %d trial(s) to go",
         run.path,
         done,
         spec.budget.trials,
@@ -285,6 +285,9 @@ def resume_search(
             + (f"from its checkpoint at epoch {s}" if s else "from scratch")
             for a, b, s in recovery.rerun
         ),
+        f"; {len(recovery.unsampled)} interrupted before sampling, drawn anew"
+        if recovery.unsampled
+        else "",
         remaining,
     )
     if remaining:

@@ -270,6 +270,25 @@ class OptunaSearcher(Searcher):
             }
         return config
 
+    def _missing(self, trial_id: str, metric: str, result: Mapping[str, Any]) -> str:
+        """Why a finished trial has no value: never reported, or not in its last report."""
+        epoch = result.get("training_iteration")
+        number = self.bridge.numbers.get(trial_id)
+        earlier: list[int] = []
+        if number is not None and metric == self.metrics[0] and not self.bridge.multi_objective:
+            earlier = sorted(self.bridge.study.trials[number].intermediate_values)
+        if earlier:
+            return (
+                f"its last report (epoch {epoch}) lacks the objective metric '{metric}', "
+                f"which it reported up to epoch {earlier[-1]}: a trial's value is its last "
+                "report's, so report the objective in every report, or at least the last"
+            )
+        reported = sorted(k for k in result if not k.startswith(("config/", "_")))
+        return (
+            f"objective metric '{metric}' was not reported; "
+            f"reported: {', '.join(reported) or 'nothing'}"
+        )
+
     def on_trial_complete(
         self, trial_id: str, result: Mapping[str, Any] | None = None, error: bool = False
     ) -> None:
@@ -285,12 +304,8 @@ class OptunaSearcher(Searcher):
         for metric in self.metrics:
             value = result.get(metric)
             if value is None:
-                reported = sorted(k for k in result if not k.startswith(("config/", "_")))
                 self.bridge.finish(
-                    trial_id,
-                    state=TrialState.FAIL,
-                    reason=f"objective metric '{metric}' was not reported; "
-                    f"reported: {', '.join(reported) or 'nothing'}",
+                    trial_id, state=TrialState.FAIL, reason=self._missing(trial_id, metric, result)
                 )
                 return
             try:

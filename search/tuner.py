@@ -9,6 +9,7 @@ in :mod:`spaces.study`, which is what a space is checked against.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import warnings
@@ -37,6 +38,7 @@ __all__ = [
     "logger_callbacks",
     "register_logger",
     "register_scheduler",
+    "session_seed",
 ]
 
 #: ``name -> (bridge, spec, metric, mode) -> TrialScheduler``; ``optuna`` is the pruning bridge.
@@ -85,17 +87,35 @@ def check_resources(spec: SearchSpec) -> None:
     )
 
 
-def build_bridge(spec: SearchSpec, storage: str, experiment: str) -> StudyBridge:
+def session_seed(seed: int | None, session: int) -> int | None:
+    """The sampler's seed in session ``session`` of a run (0: the run, N: its N-th resume).
+
+    A resume that rebuilt the sampler with the spec's seed would replay its random
+    draws and repeat finished configurations; each session draws its own stream,
+    derived from the spec's seed, so a resumed run is as reproducible as the run.
+
+    Example:
+        >>> session_seed(0, 0), session_seed(None, 2), session_seed(0, 1) != session_seed(0, 2)
+        (0, None, True)
+    """
+    if seed is None or session == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, session]).generate_state(1)[0])
+
+
+def build_bridge(
+    spec: SearchSpec, storage: str, experiment: str, *, session: int = 0
+) -> StudyBridge:
     """The study bridge of ``spec`` for one session's Tune experiment."""
     study_cfg = spec.study
+    options = dict(study_cfg.sampler.options)
+    if "seed" in options:
+        options["seed"] = session_seed(options["seed"], session)
     return StudyBridge(
         storage=storage,
         study_name=study_cfg.name,
         sampler_factory=functools.partial(
-            build_sampler,
-            study_cfg.sampler.name,
-            dict(study_cfg.sampler.options),
-            search_space=grid_search_space(spec),
+            build_sampler, study_cfg.sampler.name, options, search_space=grid_search_space(spec)
         ),
         pruner_factory=functools.partial(
             build_pruner, study_cfg.pruner.name, dict(study_cfg.pruner.options)
@@ -170,6 +190,19 @@ def logger_callbacks(spec: SearchSpec, run_dir: Path) -> list[Any]:
         LOGGER_CALLBACKS[name](spec, run_dir, dict(options))
         for name, options in spec.study.loggers.items()
     ]
+
+
+class _NoTuneRestoreHint(logging.Filter):
+    """Drop Tune's "Resume experiment with: Tuner.restore(...)": a run resumes with
+    ``sslsearch resume RUN_DIR`` (what RunInterrupted says), never with Tune's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+
+_TUNE_LOG = logging.getLogger("ray.tune.tune")
+if not any(isinstance(f, _NoTuneRestoreHint) for f in _TUNE_LOG.filters):
+    _TUNE_LOG.addFilter(_NoTuneRestoreHint())
 
 
 def _trial_name(trial: Any) -> str:

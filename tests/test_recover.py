@@ -238,6 +238,7 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
             out, _ = proc.communicate(timeout=120)
             assert proc.returncode == 130, out[-2000:]
             assert "continue it with: sslsearch resume" in out
+            assert "Tuner.restore" not in out  # one resume hint: ours
             assert (tmp_path / "run" / "trials.parquet").exists()
         else:
             proc.kill()  # SIGKILL of the driver
@@ -265,10 +266,25 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
         assert (trials[number].state.name, trials[number].value) == (state, value)
     interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
     assert interrupted, "no trial was interrupted: the test did not test resume"
+    # a trial killed before it sampled (and not enqueued with a configuration) has
+    # nothing to re-run; every other one is re-run once, with its own configuration
+    configured = [t for t in interrupted if {**t.system_attrs.get("fixed_params", {}), **t.params}]
+    for t in interrupted:
+        if t not in configured:
+            assert t.user_attrs["fail_reason"].startswith("interrupted before it sampled")
     reruns = {t.user_attrs["resumed_from"]: t for t in trials if "resumed_from" in t.user_attrs}
-    assert sorted(reruns) == [t.number for t in interrupted]  # each re-run once, no duplicates
-    for t in interrupted:  # (a trial killed before sampling keeps what it was enqueued with)
+    assert sorted(reruns) == [t.number for t in configured]  # each re-run once, no duplicates
+    for t in configured:  # (a trial killed before sampling keeps what it was enqueued with)
         assert reruns[t.number].params == {**t.system_attrs.get("fixed_params", {}), **t.params}
+    # each session samples its own stream: no finished configuration is drawn twice
+    fresh = [
+        t.params["x"]
+        for t in trials
+        if t.state.is_finished()
+        and not t.user_attrs.get("interrupted")
+        and "resumed_from" not in t.user_attrs
+    ]
+    assert len(set(fresh)) == len(fresh), sorted(fresh)
     for t in trials:
         if t.state == TrialState.COMPLETE:  # the deterministic curve's end, resumed or not
             assert t.value == pytest.approx(t.params["x"])
@@ -328,6 +344,8 @@ def test_resume_with_more_trials_and_a_new_fixed_value(ray_local, tmp_path):
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
     assert [t.user_attrs["fixed/tag"] for t in trials] == ["a", "a", "a", "b", "b"]
     assert [t.user_attrs["tune_experiment"] for t in trials] == ["tune"] * 3 + ["tune.1"] * 2
+    # the resume samples its own stream: its random start-up draws repeat none of the run's
+    assert len({t.params["x"] for t in trials}) == 5
     assert (tmp_path / "run" / "spec.0.yaml").exists()  # the spec it ran with before
     assert yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["budget"]["trials"] == 5
     rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()

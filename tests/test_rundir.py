@@ -138,3 +138,60 @@ def test_the_spec_and_metrics_read_back(tmp_path):
     assert run.metrics() == shipped().metrics()  # no record: the registries' own
     run.write_metrics({"m": {"direction": "minimize", "labels": False, "headline": True}})
     assert run.metrics()["m"]["direction"] == "minimize"
+
+
+def _run_with_study(path, *, direction="maximize"):
+    import shutil
+
+    from analysis.rundir import RunDir
+
+    spec = parse_spec(
+        {
+            "study": {"name": "r", "objective": {"metric": "score", "direction": direction}},
+            "params": {"x": {"type": "float", "low": 0, "high": 1}},
+        },
+        source="inline",
+        builtin_trainable=False,
+    )
+    run = RunDir(path)
+    path.mkdir(parents=True)
+    run.write_spec(spec)
+    study = optuna.create_study(
+        study_name="r", storage=f"sqlite:///{path / 'study.db'}", direction="maximize"
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    return run, shutil
+
+
+def test_a_copied_run_directory_opens_its_own_study(tmp_path):
+    from analysis.rundir import RunDir
+
+    original, shutil = _run_with_study(tmp_path / "a")
+    shutil.copytree(original.path, tmp_path / "b")
+    copy = RunDir(tmp_path / "b")
+    assert copy.study_ref()[0] == f"sqlite:///{(tmp_path / 'b' / 'study.db').resolve()}"
+    copy.open_study().optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(copy.open_study().trials) == 3 and len(original.open_study().trials) == 2
+
+
+def test_a_missing_or_foreign_study_is_refused_and_never_created(tmp_path):
+    from analysis.rundir import RunDir
+    from trainables.errors import InputError
+
+    run, _ = _run_with_study(tmp_path / "a")
+    (run.path / "study.db").unlink()
+    with pytest.raises(InputError, match=r"its study is missing \(.*study.db does not exist\)"):
+        run.open_study()
+    assert not (run.path / "study.db").exists()  # not silently recreated
+
+    other, _ = _run_with_study(tmp_path / "b", direction="minimize")
+    with pytest.raises(
+        InputError, match=r"directions are \['maximize'\], the spec's \['minimize'\]"
+    ):
+        other.open_study()
+    foreign, _ = _run_with_study(tmp_path / "c")
+    optuna.load_study(study_name="r", storage=foreign.study_ref()[0]).optimize(
+        lambda t: t.suggest_float("y", 0, 1), n_trials=1
+    )
+    with pytest.raises(InputError, match="sampled y, which the spec does not declare"):
+        RunDir(foreign.path).open_study()

@@ -124,3 +124,49 @@ def test_cli_runs_a_users_own_trainable(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "cannot import nope" in bad.stderr
+
+
+def test_a_trial_without_its_objective_in_the_last_report_says_which_report(tmp_path):
+    from search.sampler import OptunaSearcher
+    from search.tuner import build_bridge
+    from spaces import define_by_run
+
+    spec = parse_spec(
+        {**SPACE, "params": {"x": {"type": "float", "low": 0, "high": 1}}},
+        source="inline",
+        builtin_trainable=False,
+    )
+    bridge = build_bridge(spec, f"sqlite:///{tmp_path / 'study.db'}", "tune")
+    searcher = OptunaSearcher(bridge, define_by_run(spec), metrics=["score"], modes=["max"])
+    searcher.suggest("late")
+    bridge.trial("late").report(0.5, 1)  # epoch 1 reported the objective, epoch 2 did not
+    searcher.on_trial_complete("late", {"training_iteration": 2, "other": 1.0})
+    searcher.suggest("never")
+    searcher.on_trial_complete("never", {"training_iteration": 1, "other": 1.0})
+    late, never = bridge.study.trials
+    assert late.state == never.state == optuna.trial.TrialState.FAIL
+    assert late.user_attrs["fail_reason"].startswith(
+        "its last report (epoch 2) lacks the objective metric 'score', which it reported up to "
+        "epoch 1"
+    )
+    assert never.user_attrs["fail_reason"] == (
+        "objective metric 'score' was not reported; reported: other, training_iteration"
+    )
+
+
+def test_each_resumed_session_samples_its_own_stream(tmp_path):
+    from search.tuner import build_bridge
+
+    spec = parse_spec(
+        {**SPACE, "params": {"x": {"type": "float", "low": 0, "high": 1}}},
+        source="inline",
+        builtin_trainable=False,
+    )
+    draws = []
+    for session in (0, 1, 2, 1):
+        storage = f"sqlite:///{tmp_path / f'{len(draws)}.db'}"
+        bridge = build_bridge(spec, storage, f"tune.{session}", session=session)
+        trial = bridge.study.ask()
+        draws.append(trial.suggest_float("x", 0, 1))
+    assert len(set(draws[:3])) == 3  # the run and each resume: different draws
+    assert draws[3] == draws[1]  # and the same session draws the same: reproducible

@@ -73,3 +73,17 @@ def test_one_row_per_trial_with_final_and_best_in_each_metrics_direction(run):
         (3, 0.35),
     ]
     assert pq.read_table(trials_path).schema.metadata[b"sslsearch.schema"] == b"trials/2"
+
+
+def test_an_interrupted_writes_temporary_files_go_and_tables_are_readable_by_all(run):
+    import os
+    import stat
+
+    stale = run / ".trials.parquet.abc123.tmp"  # what a kill during a write leaves
+    stale.write_bytes(b"half a table")
+    trials_path, curves_path = write_tables(run)
+    assert not stale.exists() and not list(run.glob(".*.tmp"))
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (trials_path, curves_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
