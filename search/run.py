@@ -23,7 +23,8 @@ from typing import Any
 from analysis.rundir import RunDir, RunInfo, resolve_storage_url
 from search.errors import RunError, RunInterrupted
 from search.tuner import build_bridge, check_resources, fit, init_ray
-from spaces import SearchSpec, SpecError, trial_config
+from spaces import SearchSpec, SpecError
+from spaces.compile import representative_configs
 from trainables.errors import InputError
 
 __all__ = [
@@ -93,13 +94,17 @@ def _trainable_ref(trainable: Any) -> str | None:
 
 
 def _builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
-    """The base trial config and its decoded dataset (a bad path fails here, early)."""
+    """A first trial's config and its decoded dataset (a bad path fails here, early).
+
+    The first of the configs ``spaces check`` validates (every parameter at its
+    low end): the fixed settings alone are no trial when a parameter overrides them.
+    """
     from trainables.config import ConfigError
     from trainables.data import load_dataset
     from trainables.validate import parse_trial_config
 
     try:
-        base = parse_trial_config(trial_config(spec, {}))
+        base = parse_trial_config(next(representative_configs(spec)))
         return base, load_dataset(base.data)
     except ConfigError as err:
         raise SpecError([(spec.source, 0, err.path, err.message)]) from None
@@ -247,8 +252,8 @@ def resume_search(
         raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
     info = run.info()
     old = run.spec(check_trainables=True)
-    run.open_study()  # missing, or not this spec's: refused before anything is written
     spec = _resumed_spec(run, old, spec)
+    run.open_study()  # missing, or not this spec's: refused before anything is written
     if trainable is None and not info.builtin_trainable:
         if not info.trainable:
             raise InputError(

@@ -134,6 +134,9 @@ def _check_grid_and_objectives(
             ("study", "sampler", "repeats"), f"expected an integer >= 1, got {shown(repeats)}"
         )
         return spec
+    if repeats > 1000:
+        problems.add(("study", "sampler", "repeats"), f"expected at most 1,000, got {repeats:,}")
+        return spec
     for p in spec.params:
         if p.is_range:
             problems.add(

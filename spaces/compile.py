@@ -126,9 +126,9 @@ def grid_search_space(spec: SearchSpec) -> dict[str, list[Any]]:
         axis = p.grid_axis()
         if axis is not None:
             space[p.name] = axis
-    repeats = int(spec.study.sampler.options.get("repeats", 1))
-    if repeats > 1:
-        space["repeat"] = list(range(repeats))
+    repeats = spec.study.sampler.options.get("repeats", 1)
+    if spec.study.sampler.name == "grid" and isinstance(repeats, int) and 1 < repeats <= 1000:
+        space["repeat"] = list(range(repeats))  # (other values are refused by the checks)
     return space
 
 

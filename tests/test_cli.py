@@ -84,7 +84,7 @@ def test_missing_data_path_fails_before_the_run_directory_is_made(tmp_path):
     proc = sslsearch("run", "s.yaml", "--out", "run", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "sslsearch: s.yaml data/options/path: no such file or directory: nowhere"
+        "sslsearch: s.yaml:1 data/options/path: no such file or directory: nowhere"
     ]
     assert not (tmp_path / "run").exists()
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -172,8 +171,10 @@ def check_value(value: object, annotation: str, limit: object = None) -> str | N
     (``"(0, inf)"``, ``"[1, inf)"``) or a tuple of the allowed values.
 
     Example:
-        >>> check_value("4", "int"), check_value(0.0, "float", "(0, inf)")
-        ("expected an integer, got '4'", 'expected a value in (0, inf), got 0.0')
+        >>> check_value("4.5", "int")
+        "expected an integer, got '4.5' (text: YAML reads 4.5 as a string; write 4.5 unquoted)"
+        >>> check_value(0.0, "float", "(0, inf)"), check_value("exp", "str", ("exp", "uniform"))
+        ('expected a value in (0, inf), got 0.0', None)
         >>> check_value(None, "int | None", "[1, inf)") is None
         True
     """
@@ -204,7 +205,7 @@ def _is_number(v: object) -> bool:
 
 #: The annotations :func:`check_value` checks (others, e.g. a Mapping, are taken as they are).
 _TYPES: dict[str, Callable[[Any], bool]] = {
-    "int": lambda v: _is_number(v) and math.isfinite(v) and float(v).is_integer(),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),  # options are not coerced
     "float": _is_number,
     "bool": lambda v: isinstance(v, bool),
     "str": lambda v: isinstance(v, str),

@@ -128,8 +128,8 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
 @register_data_source(
     "shapes",
     limits={
-        "count": "[1, inf)",
-        "image_size": "[4, inf)",
+        "count": "[10, 1000000]",  # enough to hold out a probe set; bounded memory
+        "image_size": "[8, 512]",
         "classes": "[2, 5]",
         "hue_spread": "[0, 1]",
         "seed": "[0, inf)",
@@ -239,7 +239,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @register_data_source(
     "image_folder",
-    limits={"image_size": "[1, inf)", "channels": (1, 3), "on_error": ("fail", "skip")},
+    limits={"image_size": "[4, 1024]", "channels": (1, 3), "on_error": ("fail", "skip")},
 )
 def image_folder(
     *, path: str, image_size: int = 32, channels: int = 3, on_error: str = "fail"
@@ -323,7 +323,7 @@ def cifar(*, path: str, files: str = "*_batch*") -> tuple[torch.Tensor, torch.Te
 
 
 @register_data_source(
-    "parquet", limits={"image_size": "[1, inf)", "channels": (1, 3), "on_error": ("fail", "skip")}
+    "parquet", limits={"image_size": "[4, 1024]", "channels": (1, 3), "on_error": ("fail", "skip")}
 )
 def parquet(
     *,

@@ -17,9 +17,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from trainables._registry import UnknownNameError, check_value, suggest
+from trainables._registry import REQUIRED, UnknownNameError, check_value, suggest
 from trainables.catalogue import Catalogue, live
 from trainables.config import ConfigError, TrialConfig
 from trainables.errors import shown
@@ -49,6 +50,9 @@ def check_options(catalogue: Catalogue, kind: str, name: str, given: Any, path: 
     if not isinstance(given, Mapping):
         raise ConfigError(path, f"expected a mapping of options, got {shown(given)}")
     entry = catalogue.entry(kind, name)
+    missing = [k for k, default in entry.options.items() if default == REQUIRED and k not in given]
+    if missing:
+        raise ConfigError(f"{path}/{missing[0]}", f"'{name}' needs this option; none was given")
     if entry.any_option:
         return
     valid = list(entry.options)
@@ -76,6 +80,9 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
     cat = catalogue or live()
     _entry(cat, "data", cfg.data.name, "data/name")
     check_options(cat, "data", cfg.data.name, cfg.data.options, "data/options")
+    path = cfg.data.options.get("path")
+    if isinstance(path, str) and not Path(path).expanduser().exists():  # before any trial
+        raise ConfigError("data/options/path", f"no such file or directory: {path}")
     if not 0.0 < cfg.data.val_fraction < 1.0:
         raise ConfigError(
             "data/val_fraction", f"expected a share in (0, 1), got {cfg.data.val_fraction}"
