@@ -160,7 +160,10 @@ def _parse_loggers(raw: Any, problems: Problems) -> dict[str, dict[str, Any]]:
     for name, options in raw.items():
         path = ("study", "loggers", str(name))
         if name not in LOGGERS:
-            problems.add(path, f"unknown logger; valid: {', '.join(LOGGERS)}")
+            problems.add(
+                path,
+                f"unknown logger{suggest(str(name), list(LOGGERS))}; valid: {', '.join(LOGGERS)}",
+            )
             continue
         valid, package = LOGGERS[name]
         options = options or {}

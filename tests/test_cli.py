@@ -155,3 +155,19 @@ def test_bad_input_that_is_not_a_space_file_is_one_line_and_exit_2(tmp_path):
     proc = sslsearch("run", "--set", "novalue", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "sslsearch: --set 'novalue': expected key.path=value"
+
+
+def test_resume_of_a_directory_without_a_run_or_its_study_is_bad_input(tmp_path):
+    proc = sslsearch("resume", "nowhere", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.strip().splitlines()) == (
+        2,
+        [f"sslsearch: {tmp_path / 'nowhere'} holds no run (spec.yaml is missing)"],
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text("study: {name: s}\n", encoding="utf-8")
+    for command in ("resume", "report"):
+        proc = sslsearch(command, "run", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "its study is missing" in proc.stderr and len(proc.stderr.splitlines()) == 1
+        assert not (run / "study.db").exists() and not (run / "trials.parquet").exists()
