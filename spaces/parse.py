@@ -173,7 +173,9 @@ def _parse_loggers(raw: Any, problems: Problems) -> dict[str, dict[str, Any]]:
         for option in options:
             if option not in valid:
                 problems.add(
-                    (*path, str(option)), f"unknown option; valid: {', '.join(valid) or 'none'}"
+                    (*path, str(option)),
+                    f"unknown option{suggest(str(option), list(valid))}; "
+                    f"valid: {', '.join(valid) or 'none'}",
                 )
         if importlib.util.find_spec(package) is None:
             problems.add(path, f"needs the {package} package: pip install {package}")

@@ -42,7 +42,10 @@ def test_loggers_are_checked_before_anything_runs():
             builtin_trainable=False,
         )
     text = str(info.value)
-    assert "study/loggers/tensorbord: unknown logger; valid: tensorboard, mlflow, wandb" in text
+    assert (
+        "study/loggers/tensorbord: unknown logger (did you mean 'tensorboard'?); "
+        "valid: tensorboard, mlflow, wandb"
+    ) in text
     assert "study/loggers/mlflow/uri: unknown option; valid: tracking_uri" in text
     spec = parse_spec(
         {**base, "study": {"loggers": ["tensorboard"]}}, source="s.yaml", builtin_trainable=False
