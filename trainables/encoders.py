@@ -32,6 +32,21 @@ ENCODERS: Registry[Callable[..., nn.Module]] = Registry(
 register_encoder = ENCODERS.register
 
 
+def _vit(
+    image_size: int, channels: int, patch_size: int, embed_dim: int, depth: int, num_heads: int
+) -> nn.Module:
+    """timm's VisionTransformer without a head, for the named ViT sizes below."""
+    return VisionTransformer(
+        img_size=image_size,
+        in_chans=channels,
+        num_classes=0,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+    )
+
+
 @register_encoder("vit_digits", attention=True)
 def vit_digits(
     *,
@@ -43,15 +58,7 @@ def vit_digits(
     num_heads: int = 4,
 ) -> nn.Module:
     """8x8 digits: 2x2 patches -> 16 tokens; 4 blocks, 96 wide."""
-    return VisionTransformer(
-        img_size=image_size,
-        in_chans=channels,
-        num_classes=0,
-        patch_size=patch_size,
-        embed_dim=embed_dim,
-        depth=depth,
-        num_heads=num_heads,
-    )
+    return _vit(image_size, channels, patch_size, embed_dim, depth, num_heads)
 
 
 @register_encoder("vit_tiny_32", attention=True)
@@ -65,15 +72,7 @@ def vit_tiny_32(
     num_heads: int = 3,
 ) -> nn.Module:
     """32x32 images (shapes, CIFAR-style): 4x4 patches -> 64 tokens."""
-    return VisionTransformer(
-        img_size=image_size,
-        in_chans=channels,
-        num_classes=0,
-        patch_size=patch_size,
-        embed_dim=embed_dim,
-        depth=depth,
-        num_heads=num_heads,
-    )
+    return _vit(image_size, channels, patch_size, embed_dim, depth, num_heads)
 
 
 @register_encoder("resnet_small", attention=False)
