@@ -21,6 +21,7 @@ def ray_local():
         # workers import the test modules too.
         here = str(Path(__file__).parent)
         ray.init(
+            address="local",  # a new Ray, never one a /tmp/ray record points at
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,
