@@ -200,12 +200,6 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     # -- paths -----------------------------------------------------------
     @property
     def spec_path(self) -> Path:
