@@ -145,7 +145,8 @@ def run_search(
         A :class:`RunResult`; the study, Tune results and Parquet tables are in ``out``.
 
     Raises:
-        RunError: ``out`` already holds a run, or no trial completed.
+        InputError: ``out`` already holds a run.
+        RunError: no trial completed.
         RunInterrupted: the run was stopped (Ctrl-C) before its budget was spent;
             :func:`resume_search` continues it.
 
