@@ -33,7 +33,7 @@ import yaml
 from analysis.results import join, result_files
 from spaces import load_spec
 from spaces.compile import FIXED_ATTR_PREFIX
-from trainables.catalogue import shipped
+from trainables.catalogue import LOOP_METRICS, shipped
 from trainables.errors import InputError
 
 if TYPE_CHECKING:
@@ -327,6 +327,20 @@ class RunDir:
             return json.loads((self.path / METRICS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return shipped().metrics()
+
+    def direction(self, metric: str) -> str | None:
+        """The direction in which a reported ``metric`` is better: the loop's own
+        (``loss`` and ``loss_<term>`` are minimised), else the probes' (the study's
+        objectives carry their own direction: ask the study for those).
+
+        None for a value that is not a score (``epoch``, ``lr``) and for a metric
+        nothing declares (a custom trainable's own): its best is not defined.
+        """
+        if metric in LOOP_METRICS:
+            return LOOP_METRICS[metric]
+        if metric.startswith("loss_"):
+            return "minimize"
+        return self.metrics().get(metric, {}).get("direction")
 
     def write_metrics(self, metrics: dict[str, dict[str, Any]]) -> None:
         (self.path / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")

@@ -1,8 +1,10 @@
 """A run directory -> ``trials.parquet`` and ``curves.parquet`` with declared schemas.
 
 ``trials.parquet``: one row per Optuna trial — number, state, objective
-value(s), ``param/<name>`` columns, ``final/<metric>`` and ``best/<metric>``
-for every metric the trial reported, epochs run, pruned-at epoch, wall time,
+value(s), ``param/<name>`` columns, ``final/<metric>`` for every metric the
+trial reported and ``best/<metric>`` in the metric's own direction (the
+objectives', ``loss*`` minimised, each probe's as registered; none for a metric
+without one, like ``epoch`` or a custom trainable's undeclared metric), epochs run, pruned-at epoch, wall time,
 failure reason, the trial it re-runs after an interruption (``resumed_from``)
 and, under PBT, the schedule it followed (``pbt_schedule``, JSON: epoch, the
 trial it cloned, the mutated values from then on). ``curves.parquet``: one
@@ -152,10 +154,13 @@ def build_tables(
         )
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     curves = _Curves(trials, read_curves(run.path))
-    directions = [d.name.lower() for d in study.directions]
-    objectives = [o.metric for o in spec.study.objectives][: len(directions)]
+    objectives = [o.metric for o in spec.study.objectives][: len(study.directions)]
+    directions = {m: d.name.lower() for m, d in zip(objectives, study.directions, strict=False)}
+    for name in curves.metric_names:
+        if name not in directions:
+            directions[name] = run.direction(name)
     return (
-        _trials_table(trials, curves, dict(zip(objectives, directions, strict=False))),
+        _trials_table(trials, curves, objectives, directions),
         _curves_table(curves),
     )
 
@@ -200,7 +205,10 @@ def _attr_column(trials: list[FrozenTrial], key: str, dtype: pa.DataType) -> pa.
 
 
 def _trials_table(
-    trials: list[FrozenTrial], curves: _Curves, directions: Mapping[str, str]
+    trials: list[FrozenTrial],
+    curves: _Curves,
+    objectives: list[str],
+    directions: Mapping[str, str | None],
 ) -> pa.Table:
     pruned = optuna.trial.TrialState.PRUNED
     columns: dict[str, pa.Array] = {
@@ -238,18 +246,19 @@ def _trials_table(
             pa.string(),
         )
     columns["resumed_from"] = _attr_column(trials, Attr.RESUMED_FROM, pa.int64())
-    for i, metric in enumerate(directions):
+    for i, metric in enumerate(objectives):
         columns[f"value/{metric}"] = pa.array(
             [t.values[i] if t.values else None for t in trials], pa.float64()
         )
     columns.update(_param_columns(trials))
     for name in curves.metric_names:
         series = [curves.series(t.number, name) for t in trials]
-        direction = directions.get(name, "maximize")
+        direction = directions.get(name)
         columns[f"final/{name}"] = pa.array([s[-1] if s else None for s in series], pa.float64())
-        columns[f"best/{name}"] = pa.array(
-            [_best(s, direction) if s else None for s in series], pa.float64()
-        )
+        if direction is not None:  # no best of a metric with no better direction
+            columns[f"best/{name}"] = pa.array(
+                [_best(s, direction) if s else None for s in series], pa.float64()
+            )
     meta = {b"sslsearch.schema": f"trials/{SCHEMA_VERSION}".encode()}
     return pa.table(columns).replace_schema_metadata(meta)
 

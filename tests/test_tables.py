@@ -39,7 +39,7 @@ def run(tmp_path):
             tmp_path,
             "tune",
             tune_id,
-            [{"acc": v, "loss": 1 - v, "time_total_s": 1.0} for v in series],
+            [{"acc": v, "loss": 1 - v, "lr": v, "mine": v, "time_total_s": 1.0} for v in series],
         )
         if tune_id == "a":
             study.tell(trial, series[-1])
@@ -62,6 +62,9 @@ def test_one_row_per_trial_with_final_and_best_in_each_metrics_direction(run):
     a = rows[0]
     assert (a["state"], a["value"], a["epochs"], a["final/acc"]) == ("COMPLETE", 0.4, 3, 0.4)
     assert a["best/acc"] == 0.5  # maximised, the objective
+    assert a["best/loss"] == 0.5  # minimised: its series is 0.8, 0.5, 0.6
+    assert a["final/lr"] == 0.4 and "best/lr" not in a  # not a score: no best
+    assert a["final/mine"] == 0.4 and "best/mine" not in a  # undeclared: no best guessed
     assert a["param/x"] is not None and a["param/train/seed"] == 7
     assert rows[1]["state"] == "PRUNED" and rows[1]["pruned_at"] == 1
     c = rows[2]
