@@ -105,15 +105,23 @@ class _StudyHooks:
 class OptunaPruningScheduler(_StudyHooks, FIFOScheduler):
     """Stop Tune trials that the study's Optuna pruner prunes.
 
+    A trial that reports its last epoch (``max_t``) has run its whole budget:
+    the pruner is not asked there, and the trial is COMPLETE with that value.
+    (Plain Optuna would ask, and a trial "pruned" after its last epoch would
+    save nothing and leave every analysis of the completed trials.) Before
+    ``max_t`` every decision is the pruner's own, exactly as in plain Optuna.
+
     Args:
         bridge: the study shared with :class:`~search.sampler.OptunaSearcher`.
         metric: the reported metric the pruner judges (the primary objective).
+        max_t: epochs per trial; None asks the pruner at every epoch.
     """
 
-    def __init__(self, bridge: StudyBridge, *, metric: str) -> None:
+    def __init__(self, bridge: StudyBridge, *, metric: str, max_t: int | None = None) -> None:
         super().__init__()
         self.bridge = bridge
         self._metric = metric
+        self.max_t = max_t
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value = result.get(self._metric)
@@ -127,7 +135,7 @@ class OptunaPruningScheduler(_StudyHooks, FIFOScheduler):
         # NaN is reported as Optuna would get it: its pruners prune NaN curves.
         # multi-objective studies report the primary objective to a single-objective twin
         step, ot = _report(self.bridge, trial, value, int(step))
-        if ot is None:
+        if ot is None or (self.max_t is not None and step >= self.max_t):
             return TrialScheduler.CONTINUE
         if ot.should_prune():
             _record_pruned(self.bridge, trial, step)

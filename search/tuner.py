@@ -133,7 +133,7 @@ def _mode(direction: str) -> str:
 def _optuna_pruning(bridge: StudyBridge, spec: SearchSpec, metric: str, mode: str) -> Any:
     from search.pruning import OptunaPruningScheduler
 
-    return OptunaPruningScheduler(bridge, metric=metric)
+    return OptunaPruningScheduler(bridge, metric=metric, max_t=spec.budget.epochs)
 
 
 @register_scheduler("asha")

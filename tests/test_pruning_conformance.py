@@ -79,7 +79,9 @@ def run(order: str, start, report, finish, concurrency: int) -> list[tuple]:
     return log
 
 
-def through_tune(pruner: str, order: str, tmp_path, *, multi: bool = False) -> tuple[list, list]:
+def through_tune(
+    pruner: str, order: str, tmp_path, *, multi: bool = False, max_t: int | None = None
+) -> tuple[list, list]:
     """Drive the project's searcher + scheduler; ``multi`` adds a second objective (cost)."""
     bridge = StudyBridge(
         storage=f"sqlite:///{tmp_path / f'{pruner}-{order}-{multi}.db'}",
@@ -90,7 +92,7 @@ def through_tune(pruner: str, order: str, tmp_path, *, multi: bool = False) -> t
     )
     metrics, modes = (["score", "cost"], ["max", "min"]) if multi else (["score"], ["max"])
     searcher = OptunaSearcher(bridge, lambda trial: {}, metrics=metrics, modes=modes)
-    scheduler = OptunaPruningScheduler(bridge, metric="score")
+    scheduler = OptunaPruningScheduler(bridge, metric="score", max_t=max_t)
     trials: dict[int, Trial] = {}
 
     def start(i):
@@ -182,3 +184,22 @@ def test_multi_objective_studies_prune_on_the_primary_objective(pruner, order, t
     assert [t.state for t in study.trials] == [t.state for t in ref_trials]
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert done and all(len(t.values) == 2 and t.values[1] == 6.0 for t in done)
+
+
+@pytest.mark.parametrize("pruner", ["median", "wilcoxon"])
+def test_a_trial_that_reaches_its_last_epoch_completes_and_earlier_decisions_are_optunas(
+    pruner, tmp_path
+):
+    """With the budget's epochs known, the last epoch is never a prune: the trial ran it all."""
+    epochs = len(CURVES[0])
+    log, trials = through_tune(pruner, "round_robin", tmp_path, max_t=epochs)
+    plain_log, plain_trials = plain_optuna(pruner, "round_robin")
+    ours = {(i, step): pruned for i, step, pruned in log}
+    theirs = {(i, step): pruned for i, step, pruned in plain_log}
+    last = [i for (i, step), pruned in theirs.items() if step == epochs and pruned]
+    assert last, "the curves must make plain Optuna prune at the end"
+    for (i, step), pruned in theirs.items():
+        assert ours[(i, step)] == (pruned and step < epochs)
+    for i in last:  # plain Optuna: PRUNED after its whole budget; here: COMPLETE, its value
+        assert plain_trials[i].state == TrialState.PRUNED
+        assert trials[i].state == TrialState.COMPLETE and trials[i].value == CURVES[i][-1]
