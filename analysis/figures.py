@@ -13,6 +13,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.curves import FidelityPoint, SweepPoint
 from analysis.importance import Importance
@@ -39,6 +40,9 @@ def learning_curves_figure(
 ) -> Figure:
     """Every trial's ``metric`` per epoch; a pruned trial ends in an x where it stopped.
 
+    A trial with one point is drawn as a dot (a line through one point is
+    invisible); epochs are whole numbers, and one epoch gets room either side.
+
     Example:
         >>> fig = learning_curves_figure(
         ...     [{"number": 0, "state": "PRUNED"}],
@@ -60,12 +64,25 @@ def learning_curves_figure(
         xs, ys = zip(*points, strict=True)
         s = state.get(number, "COMPLETE")
         colour = _STATE_COLOUR.get(s, "tab:gray")
-        ax.plot(xs, ys, color=colour, alpha=0.8 if s == "COMPLETE" else 0.45, linewidth=1)
+        ax.plot(
+            xs,
+            ys,
+            color=colour,
+            alpha=0.8 if s == "COMPLETE" else 0.45,
+            linewidth=1,
+            marker="o" if len(xs) == 1 else None,
+            markersize=4,
+        )
         if s == "PRUNED":
             ax.plot([xs[-1]], [ys[-1]], marker="x", color=colour, markersize=6, linestyle="")
     for s, colour in _STATE_COLOUR.items():
         if s in state.values():
             ax.plot([], [], color=colour, label=s.lower())
+    epochs = {x for points in series.values() for x, _ in points}
+    if len(epochs) == 1:  # one epoch: not an axis of 1.90-2.10
+        (only,) = epochs
+        ax.set_xlim(only - 1, only + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(f"Learning curves ({len(series)} trials; x = pruned there)")

@@ -22,6 +22,17 @@ def test_learning_curves_draw_each_trial_sorted_by_epoch_and_mark_pruned_ends():
     assert "2 trials" in ax.get_title()
 
 
+def test_trials_with_one_point_each_are_visible_dots_on_a_whole_epoch_axis():
+    trials = [{"number": n, "state": "COMPLETE"} for n in range(3)]
+    curves = [{"trial": n, "epoch": 2, "acc": 0.1 * n} for n in range(3)]
+    ax = learning_curves_figure(trials, curves, metric="acc").axes[0]
+    assert [line.get_marker() for line in ax.lines[:3]] == ["o", "o", "o"]
+    assert [list(line.get_ydata()) for line in ax.lines[:3]] == [[0.0], [0.1], [0.2]]
+    assert ax.get_xlim() == (1.0, 3.0)
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_a_sweep_draws_one_line_and_band_per_group():
     points = [
         SweepPoint(group=g, x=x, mean=m, low=m - 0.1, high=m + 0.1, n=3)
