@@ -77,6 +77,29 @@ def sklearn_logreg_acc(x_tr, y_tr, x_va, y_va, wd):
     return clf.score((x_va - mean) / std, y_va)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_fit_logistic_is_sklearns_with_c_of_1_over_wd_n_or_2_over_wd_n_for_two_classes(classes):
+    from trainables.probes import fit_logistic
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 5, generator=g)
+    y = (x[:, :2].sum(1) * 1.5 + torch.randn(120, generator=g)).ge(0).long()
+    if classes == 3:
+        y = y + (x[:, 2] > 0.8).long()
+    wd = 0.05
+    w, b = fit_logistic(x, y, classes, weight_decay=wd, max_iter=500)
+    c = (2.0 if classes == 2 else 1.0) / (wd * len(x))
+    ref = LogisticRegression(C=c, max_iter=10_000, tol=1e-12).fit(x.numpy(), y.numpy())
+    if classes == 2:  # one sigmoid: the difference of the two softmax columns
+        ours, theirs = (w[:, 1] - w[:, 0]).numpy(), ref.coef_[0]
+        wrong = LogisticRegression(C=1.0 / (wd * len(x)), max_iter=10_000, tol=1e-12)
+        wrong_coef = wrong.fit(x.numpy(), y.numpy()).coef_[0]
+        assert abs(wrong_coef - ours).max() > 0.05  # C = 1/(wd n) is not it
+    else:
+        ours, theirs = w.T.numpy(), ref.coef_
+    assert abs(ours - theirs).max() < 2e-3, abs(ours - theirs).max()
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset(DataConfig(name="digits"))

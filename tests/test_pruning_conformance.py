@@ -110,9 +110,9 @@ def through_tune(
     return log, (bridge.pruning_study if multi else bridge.study).trials
 
 
-def plain_optuna(pruner: str, order: str) -> tuple[list, list]:
+def plain_optuna(pruner: str, order: str, *, name: str = "conformance") -> tuple[list, list]:
     study = optuna.create_study(
-        study_name="conformance",
+        study_name=name,
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=build_pruner(pruner, PRUNERS[pruner]),
@@ -184,6 +184,14 @@ def test_multi_objective_studies_prune_on_the_primary_objective(pruner, order, t
     assert [t.state for t in study.trials] == [t.state for t in ref_trials]
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert done and all(len(t.values) == 2 and t.values[1] == 6.0 for t in done)
+
+
+@pytest.mark.parametrize("order", ["round_robin", "random"])
+def test_multi_objective_hyperband_decides_as_a_study_named_like_its_twin(order, tmp_path):
+    """The README's qualification: Hyperband's brackets hash the study's name, so the
+    twin decides as a single-objective study named ``<name>.primary`` would."""
+    ours, _ = through_tune("hyperband", order, tmp_path, multi=True)
+    assert ours == plain_optuna("hyperband", order, name="conformance.primary")[0]
 
 
 @pytest.mark.parametrize("pruner", ["median", "wilcoxon"])

@@ -185,8 +185,11 @@ def fit_logistic(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression, full batch, L-BFGS: ``mean CE + wd/2 * ||W||^2``.
 
-    Equals scikit-learn's ``LogisticRegression(C=1 / (weight_decay * n))``
-    (intercept not penalised).
+    With three or more classes it equals scikit-learn's multinomial
+    ``LogisticRegression(C=1 / (weight_decay * n))`` (intercept not penalised).
+    With two, scikit-learn fits one weight vector ``w`` (a sigmoid) where this
+    fits two (``w = w_1 - w_0``, and at the optimum ``w_1 = -w_0``), so the
+    penalty on ``w`` is half as strong: it equals ``C=2 / (weight_decay * n)``.
     """
     w = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
     b = torch.zeros(num_classes, device=x.device, requires_grad=True)
