@@ -2,7 +2,8 @@
 
 :func:`digest` reads a run directory once (its spec, study, tables and
 baseline) into an :class:`Outcome`: the trials ranked by the primary
-objective, the best one and its sampled settings, the random-init baseline,
+objective, the best one and its sampled settings, the baselines (random-init
+encoder, raw pixels),
 what was spent, and (computed on first use) the importances and the
 label-free agreements. :mod:`analysis.summary` renders it as console text and
 :mod:`analysis.report` as HTML; neither recomputes a fact the other has.
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
 
     from spaces import SearchSpec
 
-__all__ = ["Outcome", "Spent", "digest"]
+__all__ = ["BASELINE_LABELS", "Outcome", "Spent", "digest"]
+
+#: Each baseline's name in the summary and the report.
+BASELINE_LABELS = {"random_init": "random-init encoder", "raw_input": "raw pixels"}
 
 #: Optuna's importance evaluators the answer is built from, in the order shown.
 IMPORTANCE_EVALUATORS = ("ped_anova", "fanova")
@@ -72,7 +76,8 @@ class Outcome:
         curves: ``curves.parquet`` rows.
         ranked: completed trials with a value, best first by the primary objective.
         params: the ``param/<name>`` columns.
-        baseline: the probes on the random-init encoder.
+        baselines: the probes on what every trial should beat, by baseline
+            (``random_init``: the encoder at initialisation; ``raw_input``: the pixels).
         spent: what the run cost.
     """
 
@@ -82,7 +87,7 @@ class Outcome:
     curves: list[dict[str, Any]]
     ranked: list[dict[str, Any]]
     params: list[str]
-    baseline: dict[str, float]
+    baselines: dict[str, dict[str, float]]
     spent: Spent
 
     @property
@@ -106,6 +111,14 @@ class Outcome:
     def shown_params(self) -> list[str]:
         """The ``param/`` columns of sampled parameters."""
         return [p for p in self.params if p.removeprefix("param/") in self.sampled]
+
+    def baseline_values(self, metric: str) -> dict[str, float]:
+        """Each baseline's value of ``metric``, by its label (those that measured it)."""
+        return {
+            BASELINE_LABELS.get(name, name): values[metric]
+            for name, values in self.baselines.items()
+            if isinstance(values.get(metric), int | float)
+        }
 
     def best_settings(self, *, sampled_only: bool = True) -> dict[str, Any]:
         """The best trial's values, by parameter name (None values left out)."""
@@ -187,6 +200,6 @@ def digest(run_dir: str | Path) -> Outcome:
         curves=curves,
         ranked=ranked,
         params=[c for c in (trials[0] if trials else {}) if c.startswith("param/")],
-        baseline=run.baseline(),
+        baselines=run.baselines(),
         spent=_spent(trials, curves, spec.budget.epochs),
     )

@@ -157,8 +157,9 @@ def _summary(out: _Report, o: Outcome, top: int) -> None:
     best = o.best
     if best is not None:
         line = f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}"
-        if metric in o.baseline:
-            line += f" (random-init encoder: {_fmt(o.baseline[metric])})"
+        baselines = o.baseline_values(metric)
+        if baselines:
+            line += " (" + "; ".join(f"{k}: {_fmt(v)}" for k, v in baselines.items()) + ")"
         out.add(f"<p><b>{html.escape(line)}</b>. Its settings, to paste into a space file:</p>")
         out.add(f"<pre>{html.escape(best_config_yaml(o.best_settings()))}</pre>")
         schedule = o.pbt_schedule(best)

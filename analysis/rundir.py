@@ -307,15 +307,22 @@ class RunDir:
         return study
 
     # -- results ---------------------------------------------------------
-    def baseline(self) -> dict[str, float]:
-        """The probes on the random-init encoder (empty when not measured)."""
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """The probes on what every trial should beat, by baseline: ``random_init`` (the
+        encoder at initialisation) and ``raw_input`` (the pixels). Empty when not
+        measured; a run from before the raw-input baseline has ``random_init`` only."""
         try:
-            return json.loads((self.path / BASELINE_FILE).read_text(encoding="utf-8"))
+            found = json.loads((self.path / BASELINE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        if not isinstance(found, dict):
+            return {}
+        if found and all(isinstance(v, int | float) for v in found.values()):
+            return {"random_init": found}  # the older, random-init-only record
+        return {k: v for k, v in found.items() if isinstance(v, dict)}
 
-    def write_baseline(self, metrics: dict[str, float]) -> None:
-        (self.path / BASELINE_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    def write_baselines(self, baselines: dict[str, dict[str, float]]) -> None:
+        (self.path / BASELINE_FILE).write_text(json.dumps(baselines, indent=2), encoding="utf-8")
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """The probe metrics the run's trials report: direction, labels, headline, probe.

@@ -65,10 +65,9 @@ def _ranking(outcome: Outcome, top: int) -> list[str]:
         lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     best = ranked[0]
     lines.append(f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}")
-    baseline = outcome.baseline.get(metric)
-    if baseline is not None:
+    for label, baseline in outcome.baseline_values(metric).items():
         lines.append(
-            f"Same encoder at random initialisation: {metric} = {_fmt(baseline)} "
+            f"Baseline, {label}: {metric} = {_fmt(baseline)} "
             f"(best trial {best['value'] - baseline:+.4f})"
         )
     schedule = outcome.pbt_schedule(best)

@@ -177,11 +177,11 @@ def run_search(
     bridge.study  # noqa: B018 - create the study before any trial starts
     if trainable is None:
         from trainables.catalogue import live
-        from trainables.loop import random_init_metrics
+        from trainables.loop import baseline_metrics
 
         run.write_metrics(live().metrics())
-        logger.info("measuring the random-init baseline of the encoder ...")
-        run.write_baseline(random_init_metrics(base, dataset))
+        logger.info("measuring the baselines: the random-init encoder and the raw pixels ...")
+        run.write_baselines(baseline_metrics(base, dataset))
     return _session(
         spec,
         run,

@@ -45,6 +45,35 @@ def test_probe_reports_knn_accuracy_above_chance(digits):
     assert metrics["knn_top5"] >= metrics["knn_top1"]
 
 
+def test_baselines_are_the_random_init_encoder_and_the_probe_on_the_pixels(digits):
+    from trainables.loop import baseline_metrics
+    from trainables.probes import knn
+
+    cfg = small(epochs=1)
+    found = baseline_metrics(cfg, digits)
+    assert set(found) == {"random_init", "raw_input"}
+    init = Trainer(cfg, digits).evaluate()
+    assert found["random_init"]["knn_top1"] == init["knn_top1"]  # same seed, same encoder
+    trainer = Trainer(cfg, digits)
+    mean, std = trainer.mean, trainer.std
+
+    def pixels(x):
+        return ((x.float() / 255 - mean) / std).flatten(1)
+
+    ref = knn(pixels(digits.train_x), digits.train_y, pixels(digits.val_x), digits.val_y)
+    assert found["raw_input"]["knn_top1"] == pytest.approx(ref["knn_top1"], abs=1e-9)
+    assert found["raw_input"]["knn_top1"] > 0.9  # digits' pixels are nearly separable
+
+
+def test_the_raw_input_baseline_pools_large_images_to_32_a_side(digits):
+    from trainables.loop import RAW_SIDE
+
+    trainer = Trainer(small(epochs=1), digits)
+    big = torch.randint(0, 256, (5, 1, 96, 64), dtype=torch.uint8)
+    assert trainer.features(big, raw=True).shape == (5, RAW_SIDE * RAW_SIDE)
+    assert trainer.features(digits.val_x[:5], raw=True).shape == (5, 64)  # 8x8: as it is
+
+
 def test_checkpoint_resume_is_bit_for_bit(digits, tmp_path):
     cfg = small(epochs=3, aug={"resized_crop": {"min_scale": 0.7}})
     straight = Trainer(cfg, digits)

@@ -48,7 +48,9 @@ def make_run(tmp_path, direction="maximize"):
 def test_ranking_best_settings_and_baseline(tmp_path, direction, order):
     o = digest(make_run(tmp_path, direction))
     assert [r["number"] for r in o.ranked] == order  # completed trials only, by direction
-    assert o.best["number"] == order[0] and o.metric == "acc" and o.baseline == {"acc": 0.1}
+    assert o.best["number"] == order[0] and o.metric == "acc"
+    assert o.baselines == {"random_init": {"acc": 0.1}}  # the older, flat record
+    assert o.baseline_values("acc") == {"random-init encoder": 0.1}
     ratio = {2: 0.9, 0: 0.1}[order[0]]
     assert o.best_settings() == {"mask/ratio": ratio}  # the sampled ones
     assert o.best_settings(sampled_only=False) == {"mask/ratio": ratio, "train/seed": 0}

@@ -33,14 +33,16 @@ def make_run(tmp_path, objective):
         "probe_time_s": [0.1, 0.1, 0.2],
     }
     pq.write_table(pa.table(curves), tmp_path / "curves.parquet")
-    (tmp_path / "baseline.json").write_text(json.dumps({"knn_top1": 0.3}))
+    baselines = {"random_init": {"knn_top1": 0.3}, "raw_input": {"knn_top1": 0.9}}
+    (tmp_path / "baseline.json").write_text(json.dumps(baselines))
     return tmp_path
 
 
 def test_summary_names_best_trial_baseline_agreement_and_cost(tmp_path):
     text = format_summary(make_run(tmp_path, "knn_top1"))
     assert "Best trial 1: knn_top1 = 0.8" in text
-    assert "Same encoder at random initialisation: knn_top1 = 0.3 (best trial +0.5000)" in text
+    assert "Baseline, random-init encoder: knn_top1 = 0.3 (best trial +0.5000)" in text
+    assert "Baseline, raw pixels: knn_top1 = 0.9 (best trial -0.1000)" in text
     # ranks of accuracy 1,4,3,2 vs rankme 2,1,4,3: sum d^2 = 12, rho = 1 - 72/60
     assert "rankme vs knn_top1: Spearman -0.20 over 4 trials" in text
     assert "selecting by rankme picks trial 2 (knn_top1 0.7000, 0.1000 below the best)" in text

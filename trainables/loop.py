@@ -29,12 +29,16 @@ from trainables.probes import PROBES
 __all__ = [
     "NonFiniteLossError",
     "Trainer",
-    "random_init_metrics",
+    "baseline_metrics",
     "resolve_device",
     "run_epochs",
 ]
 
 CHECKPOINT_FILE = "trainer.pt"
+
+#: The raw-input baseline probes the pixels average-pooled to at most this many a side
+#: (a 224 px RGB image would be 150,528 features; 32 px keeps 3,072).
+RAW_SIDE = 32
 
 
 class NonFiniteLossError(SSLSearchError, RuntimeError):
@@ -210,42 +214,54 @@ class Trainer:
         return metrics
 
     # -- evaluation ---------------------------------------------------------
+    def _embed(self, x: torch.Tensor, *, raw: bool) -> torch.Tensor:
+        """Normalised images -> features: the encoder's, or (``raw``) the pixels
+        themselves, average-pooled to at most ``RAW_SIDE`` a side and flattened."""
+        if raw:
+            if max(x.shape[-2:]) > RAW_SIDE:
+                x = torch.nn.functional.adaptive_avg_pool2d(x, RAW_SIDE)
+            return x.flatten(1).float()
+        with self.autocast():
+            return self.encoder.features(x, self.cfg.probe.feature).float()
+
     @torch.no_grad()
-    def features(self, images_u8: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-        """Frozen features of un-augmented images, in batches."""
+    def features(
+        self, images_u8: torch.Tensor, *, batch_size: int = 512, raw: bool = False
+    ) -> torch.Tensor:
+        """Frozen features of un-augmented images, in batches (``raw``: the pixels)."""
         self.encoder.eval()
         out = []
         for start in range(0, len(images_u8), batch_size):
             x = (images_u8[start : start + batch_size].float() / 255.0 - self.mean) / self.std
-            with self.autocast():
-                out.append(self.encoder.features(x, self.cfg.probe.feature).float())
+            out.append(self._embed(x, raw=raw))
         return torch.cat(out)
 
     @torch.no_grad()
-    def view_features(self, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def view_features(
+        self, images_u8: torch.Tensor, *, raw: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features of two independently augmented views (for alignment-type probes)."""
         self.encoder.eval()
         out_a, out_b = [], []
         for start in range(0, len(images_u8), 512):
             x = images_u8[start : start + 512].float() / 255.0
             for out, augment in ((out_a, self.augments[0]), (out_b, self.augments[-1])):
-                view = (augment(x) - self.mean) / self.std
-                with self.autocast():
-                    out.append(self.encoder.features(view, self.cfg.probe.feature).float())
+                out.append(self._embed((augment(x) - self.mean) / self.std, raw=raw))
         return torch.cat(out_a), torch.cat(out_b)
 
-    def evaluate(self) -> dict[str, float]:
-        """Run every configured probe on features extracted once and shared."""
+    def evaluate(self, *, raw: bool = False) -> dict[str, float]:
+        """Run every configured probe on features extracted once and shared
+        (``raw``: on the pixels themselves, the raw-input baseline)."""
         start = time.perf_counter()
-        train_f = self.features(self.train_x)
-        val_f = self.features(self.val_x)
+        train_f = self.features(self.train_x, raw=raw)
+        val_f = self.features(self.val_x, raw=raw)
         views = None
         metrics: dict[str, float] = {}
         for name in self.cfg.probe.names:
             options = dict(self.cfg.probe.options.get(name, {}))
             if PROBES.meta(name)["views"]:
                 if views is None:
-                    views = self.view_features(self.val_x)
+                    views = self.view_features(self.val_x, raw=raw)
                 options["views"] = views
             result = PROBES[name](train_f, self.train_y, val_f, self.val_y, **options)
             metrics.update({k: float(v) for k, v in result.items()})
@@ -284,10 +300,16 @@ class Trainer:
         self.load_state_dict(state)
 
 
-def random_init_metrics(cfg: TrialConfig, dataset: Dataset) -> dict[str, float]:
-    """Probe metrics of the encoder at initialisation (seed ``train.seed``): the baseline
-    every trained trial should beat."""
-    return Trainer(cfg, dataset).evaluate()
+def baseline_metrics(cfg: TrialConfig, dataset: Dataset) -> dict[str, dict[str, float]]:
+    """The probes on what every trained trial should beat: the encoder at
+    initialisation (seed ``train.seed``) and the raw input (the pixels,
+    average-pooled to at most ``RAW_SIDE`` a side).
+
+    Returns:
+        ``{"random_init": metrics, "raw_input": metrics}``.
+    """
+    trainer = Trainer(cfg, dataset)
+    return {"random_init": trainer.evaluate(), "raw_input": trainer.evaluate(raw=True)}
 
 
 def run_epochs(trainer: Trainer) -> Iterator[dict[str, float]]:
