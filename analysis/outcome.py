@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 
 from analysis.agreement import Agreement, all_agreements
+from analysis.effects import Effect, effects
+from analysis.evidence import Evidence, gather
 from analysis.importance import Importance, param_importance
 from analysis.rundir import RunDir
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
     from spaces import SearchSpec
 
-__all__ = ["BASELINE_LABELS", "Outcome", "Spent", "digest"]
+__all__ = ["BASELINE_LABELS", "Outcome", "Spent", "caveats", "digest"]
 
 #: Each baseline's name in the summary and the report.
 BASELINE_LABELS = {"random_init": "random-init encoder", "raw_input": "raw pixels"}
@@ -150,14 +152,98 @@ class Outcome:
         return (max(t.datetime_complete for t in ended) - first).total_seconds()
 
     @functools.cached_property
+    def evidence(self) -> Evidence:
+        """Every trial's primary objective at the evidence epoch, pruned trials included."""
+        return gather(self.study.trials, self.curves, metric=self.metric, direction=self.direction)
+
+    @functools.cached_property
     def importances(self) -> list[Importance]:
-        """Optuna's evaluators on the completed trials, primary objective."""
-        return [param_importance(self.study, evaluator=e) for e in IMPORTANCE_EVALUATORS]
+        """Optuna's evaluators on the evidence (every trial at the evidence epoch)."""
+        study = self.evidence.study()
+        return [param_importance(study, evaluator=e) for e in IMPORTANCE_EVALUATORS]
+
+    @functools.cached_property
+    def effects(self) -> list[Effect]:
+        """Each sampled parameter's effect on the evidence, with its 95 % interval."""
+        return effects(self.evidence, params=self.sampled)
+
+    def findings(self, k: int = 3) -> list[str]:
+        """The answer's sentences: the ``k`` most important parameters' effects, in
+        importance order (then any other effect the data determines)."""
+        order = [n for imp in self.importances for n in imp.values]
+        order = list(dict.fromkeys(order[:k] + [e.param for e in self.effects]))
+        by_param: dict[str, list[Effect]] = {}
+        for e in self.effects:
+            by_param.setdefault(e.param, []).append(e)
+        out = []
+        for i, name in enumerate(order):
+            for e in by_param.get(name, []):
+                if i < k or e.determined:
+                    out.append(e.sentence(self.metric))
+        return out
+
+    def answer(self) -> list[str]:
+        """What mattered most (importance) and which way (:meth:`findings`), as sentences."""
+        ranked = next((imp for imp in self.importances if imp.values), None)
+        if ranked is None:
+            return [f"Too few trials for importances ({self.evidence.describe()})."]
+        head = (
+            f"What mattered most ({ranked.evaluator}; {self.evidence.describe()}): "
+            + ", ".join(f"{n} ({ranked.values[n]:.2f})" for n in ranked.top(2))
+            + "."
+        )
+        return [head] + [f"{sentence}." for sentence in self.findings()]
+
+    def warnings(self) -> list[str]:
+        """What limits the answer: few completed trials, a saturated metric, a
+        baseline as good as the best."""
+        return caveats(self)
 
     @functools.cached_property
     def agreements(self) -> list[Agreement]:
         """Label-free vs labelled agreement over the completed trials."""
         return all_agreements(self.trials, self.run.metrics())
+
+
+#: A baseline within this share of the best value (relative) is "close to the best".
+BASELINE_CLOSE = 0.1
+#: Completed trials below which the ranking is flagged.
+FEW_COMPLETED = 5
+
+
+def caveats(o: Outcome) -> list[str]:
+    """The warnings :meth:`Outcome.warnings` gives (one sentence each)."""
+    found: list[str] = []
+    ranked, metric = o.ranked, o.metric
+    if len(ranked) < FEW_COMPLETED:
+        found.append(
+            f"Only {len(ranked)} trial(s) completed: the best trial rests on few "
+            "full-length results."
+        )
+    if not ranked:
+        return found
+    best = ranked[0]["value"]
+    ties = [r for r in ranked if abs(r["value"] - best) <= 1e-9 * max(1.0, abs(best))]
+    if len(ties) >= 3 and len(ties) >= 0.2 * len(ranked):
+        found.append(
+            f"{len(ties)} of {len(ranked)} completed trials tie at the best {metric}, "
+            f"{best:.4g}: the metric is saturated and cannot tell them apart (a harder "
+            "probe set or metric would)."
+        )
+    sign = 1 if o.direction == "maximize" else -1
+    for label, value in o.baseline_values(metric).items():
+        gap = sign * (best - value)
+        if gap <= 0:
+            found.append(
+                f"The {label} baseline scores {value:.4g}, as good as or better than the "
+                f"best trial ({best:.4g}): the search has not beaten it."
+            )
+        elif gap <= BASELINE_CLOSE * abs(best):
+            found.append(
+                f"The {label} baseline scores {value:.4g}, within {gap:.3g} of the best "
+                f"trial ({best:.4g}): most of the score needs no training."
+            )
+    return found
 
 
 def _spent(trials: list[dict], curves: list[dict], epochs: int) -> Spent:

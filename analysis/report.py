@@ -1,15 +1,18 @@
-"""A run directory -> ``RUN_DIR/report.html`` (one self-contained file) and ``RUN_DIR/figures/``.
+"""A run directory -> ``RUN_DIR/report.html`` (one self-contained file) and ``figures/``.
 
-The report opens with the answer: the best configuration as a YAML snippet
-to paste into a space file, what the study's question came out as (the best
-swept value with its interval, or the parameters that mattered), and what was
-spent; then the analyses — importance (PED-ANOVA and fANOVA, each with the
-trials it rests on), sweep curves with 95 % intervals over seeds, learning
-curves with pruned trials marked, parallel coordinates of the top trials,
-the Pareto front (multi-objective), label-free vs labelled agreement,
-ranking fidelity per epoch, and compute. Figures are embedded as PNG data
-URIs (no network) and also written to ``figures/``. It reads the tables the
-run wrote (rewriting them first), so it works while a run is still going.
+The report opens with the answer: the best configuration as a YAML snippet to
+paste into a space file, what the study's question came out as (the best swept
+value with its interval, or the parameters that mattered, which way and how
+surely), the warnings that limit it, and what was spent; then the analyses —
+importance (PED-ANOVA and fANOVA) and effects (direction and size with 95 %
+intervals), both on every trial at the evidence epoch
+(:mod:`analysis.evidence`), pruned trials included, and saying so; sweep
+curves with 95 % intervals over seeds, learning curves with pruned trials
+marked, parallel coordinates of the top trials, the Pareto front
+(multi-objective), label-free vs labelled agreement, ranking fidelity per epoch, and
+compute. Figures are embedded as PNG data URIs (no network) and also written
+to ``figures/``. It reads the tables the run wrote (rewriting them first), so
+it works while a run is still going.
 """
 
 from __future__ import annotations
@@ -175,6 +178,10 @@ def _summary(out: _Report, o: Outcome, top: int) -> None:
         out.add(f"<p><b>Answer.</b> {html.escape(_answer(o))}</p>")
     else:
         out.add("<p><b>No trial completed yet.</b></p>")
+    warnings = o.warnings()
+    if warnings:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+        out.add(f'<div class="warnings"><b>Warnings.</b><ul>{items}</ul></div>')
     out.add(
         "<p><b>Spent.</b> "
         + html.escape(
@@ -190,10 +197,12 @@ def _summary(out: _Report, o: Outcome, top: int) -> None:
 
 def _importance(out: _Report, o: Outcome, top: int) -> None:
     importances = o.importances
-    out.add("<h2>Parameter importance</h2>")
+    out.add("<h2>Parameter importance and effects</h2>")
     out.add(
-        "<p>Optuna's evaluators on the completed trials, primary objective: PED-ANOVA "
-        "(what distinguishes the top trials) and fANOVA (variance explained).</p>"
+        "<p>Optuna's evaluators on the primary objective: PED-ANOVA (what distinguishes "
+        "the top trials) and fANOVA (variance explained), on "
+        f"{html.escape(o.evidence.describe())}: every trial that got there, pruned ones "
+        "included, so a setting the pruner stopped still counts.</p>"
     )
     names = list(dict.fromkeys(n for imp in importances for n in imp.values))
     out.add(
@@ -205,6 +214,29 @@ def _importance(out: _Report, o: Outcome, top: int) -> None:
     )
     if any(imp.values for imp in importances):
         out.figure(importance_figure(importances), "importance", "Parameter importance")
+    if o.effects:
+        out.add(
+            "<p>Effects: the change in the objective from the low to the high end of each "
+            "range (on its search scale; for a choice, from the first choice to it), the "
+            "others held fixed (least squares), with 95 % bootstrap intervals.</p>"
+        )
+        out.add(
+            _table(
+                ["parameter", "from", "to", f"change in {o.metric}", "95 % CI", "trials", ""],
+                [
+                    (
+                        e.param,
+                        e.low,
+                        e.high,
+                        f"{e.size:+.3g}",
+                        f"{e.ci[0]:+.3g} to {e.ci[1]:+.3g}",
+                        e.n,
+                        f"{_fmt(e.better)} is better" if e.determined else "not determined",
+                    )
+                    for e in o.effects
+                ],
+            )
+        )
 
 
 def _sweeps(out: _Report, o: Outcome, top: int) -> None:
@@ -386,16 +418,7 @@ def _answer(o: Outcome) -> str:
                 f"{_fmt(best.mean)} (95 % interval {_fmt(best.low)} to {_fmt(best.high)}, "
                 f"{best.n} seeds)."
             )
-    ranked = next((imp for imp in o.importances if imp.values), None)
-    if ranked is None:
-        return f"Best {o.metric} {_fmt(o.ranked[0]['value'])}; too few trials for importances."
-    names = ranked.top(2)
-    values = ", ".join(f"{n} = {_fmt(o.ranked[0].get('param/' + n))}" for n in names)
-    return (
-        f"What mattered most ({ranked.evaluator}, {ranked.n_trials} trials): "
-        + ", ".join(f"{n} ({ranked.values[n]:.2f})" for n in names)
-        + f"; the best trial used {values}."
-    )
+    return " ".join(o.answer())
 
 
 _CSS = """
@@ -404,6 +427,8 @@ body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; 
 h1 { margin-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 .question { color: #555; font-style: italic; }
+.warnings { background: #fff6e5; border: 1px solid #f0c36d; border-radius: 6px;
+            padding: 0.2em 1em; margin: 0.6em 0; }
 .summary { background: #f5f8fb; border: 1px solid #d6e2ee; border-radius: 6px;
            padding: 0.2em 1em 0.6em; }
 pre { background: #fff; border: 1px solid #ddd; padding: 0.6em; overflow-x: auto; }

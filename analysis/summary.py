@@ -11,6 +11,7 @@ from pathlib import Path
 
 from analysis.agreement import label_free_metrics
 from analysis.outcome import Outcome, digest
+from trainables.errors import InputError
 
 __all__ = ["format_summary"]
 
@@ -32,6 +33,7 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
     outcome = digest(run_dir)
     lines = ["", *_states(outcome)]
     lines += _ranking(outcome, top) if outcome.ranked else _failures(outcome)
+    lines += _answer(outcome)
     lines += _agreement(outcome)
     lines += _cost(outcome)
     lines.append(f"Run directory: {outcome.run.path}")
@@ -84,6 +86,20 @@ def _ranking(outcome: Outcome, top: int) -> list[str]:
     if len(ranked) > 1:
         worst = ranked[-1]
         lines.append(f"Worst completed trial {worst['number']}: {metric} = {_fmt(worst['value'])}")
+    return lines
+
+
+def _answer(outcome: Outcome) -> list[str]:
+    """The answer's sentences and its warnings (single-objective studies with trials)."""
+    lines = []
+    if len(outcome.spec.study.objectives) == 1 and outcome.trials:
+        try:  # the answer reads the study (the trials' distributions); the rest needs tables
+            lines += ["Answer:", *(f"  {s}" for s in outcome.answer())]
+        except InputError as err:
+            lines += [f"Answer: not available without the study ({err})"]
+    warnings = outcome.warnings()
+    if warnings:
+        lines += ["Warnings:", *(f"  {w}" for w in warnings)]
     return lines
 
 

@@ -3,15 +3,16 @@
 ``trials.parquet``: one row per Optuna trial — number, state, objective
 value(s), ``param/<name>`` columns, ``final/<metric>`` for every metric the
 trial reported and ``best/<metric>`` in the metric's own direction (the
-objectives', ``loss*`` minimised, each probe's as registered; none for a metric
-without one, like ``epoch`` or a custom trainable's undeclared metric), epochs run, pruned-at epoch, wall time,
-failure reason, the trial it re-runs after an interruption (``resumed_from``)
-and, under PBT, the schedule it followed (``pbt_schedule``, JSON: epoch, the
-trial it cloned, the mutated values from then on). ``curves.parquet``: one
-row per (trial, reported epoch) with every reported metric. Both are
-written atomically (temp file + rename) and can be rewritten at any time,
-also while the run is still going: the study is read through Optuna, the
-Tune results from their JSON logs, nothing is locked.
+objectives', ``loss*`` minimised, each probe's as registered; none for a
+metric without one, like ``epoch`` or a custom trainable's undeclared metric),
+epochs run, pruned-at epoch, wall time, failure reason, the trial it re-runs
+after an interruption (``resumed_from``) and, under PBT, the schedule it
+followed (``pbt_schedule``, JSON: epoch, the trial it cloned, the mutated
+values from then on). ``curves.parquet``: one row per (trial, reported epoch)
+with every reported metric. Both are written atomically (temp file + rename)
+and can be rewritten at any time, also while the run is still going: the study
+is read through Optuna, the Tune results from their JSON logs, nothing is
+locked.
 """
 
 from __future__ import annotations

@@ -63,3 +63,89 @@ def test_what_was_spent(tmp_path):
     assert (spent.trial_epochs, spent.full_epochs) == (11, 3 * 30)
     assert spent.saved == pytest.approx(1 - 11 / 90)
     assert (spent.trial_time_s, spent.tune_time_s, spent.probe_time_s) == (11.0, 8.0, 2.0)
+
+
+def make_study_run(tmp_path, *, pruned_after=10, completed_value=None, baselines=None):
+    """A run whose pruner stopped every strong-``j`` trial at epoch ``pruned_after``:
+    acc = 0.1 e/18 + 0.5 - 0.4 j + 0.02 n. Tables written from the study as a run would."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = {
+        "study": {"name": "p", "objective": {"metric": "acc", "direction": "maximize"}},
+        "budget": {"trials": 30, "epochs": 18},
+        "params": {
+            "j": {"type": "float", "low": 0.0, "high": 1.0},
+            "n": {"type": "float", "low": 0.0, "high": 1.0},
+        },
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    study = optuna.create_study(
+        study_name="p",
+        storage=f"sqlite:///{tmp_path / 'study.db'}",
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    trials, curves = [], []
+    for _ in range(30):
+        t = study.ask()
+        j, n = t.suggest_float("j", 0, 1), t.suggest_float("n", 0, 1)
+        last = pruned_after if j > 0.3 else 18
+        for e in range(1, last + 1):
+            acc = 0.1 * e / 18 + 0.5 - 0.4 * j + 0.02 * n
+            if completed_value is not None and last == 18:
+                acc = completed_value
+            curves.append({"trial": t.number, "epoch": e, "time_s": float(e), "acc": acc})
+        state = "COMPLETE" if last == 18 else "PRUNED"
+        study.tell(t, acc if last == 18 else None, state=getattr(optuna.trial.TrialState, state))
+        trials.append(
+            {
+                "number": t.number,
+                "state": state,
+                "value": acc if last == 18 else None,
+                "epochs": last,
+                "fail_reason": None,
+                "resumed_from": None,
+                "param/j": j,
+                "param/n": n,
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(trials), tmp_path / "trials.parquet")
+    pq.write_table(pa.Table.from_pylist(curves), tmp_path / "curves.parquet")
+    if baselines:
+        (tmp_path / "baseline.json").write_text(json.dumps(baselines))
+    return tmp_path
+
+
+def test_importance_and_effects_rest_on_every_trial_pruned_ones_included(tmp_path):
+    o = digest(make_study_run(tmp_path))
+    pruned = o.spent.states["PRUNED"]
+    assert pruned >= 15
+    assert (o.evidence.epoch, o.evidence.n, o.evidence.pruned) == (10, 30, pruned)
+    assert all(imp.n_trials == 30 for imp in o.importances)
+    assert [imp.top(1) for imp in o.importances] == [["j"], ["j"]]
+    j = next(e for e in o.effects if e.param == "j")
+    assert j.determined and j.better == 0.0 and j.size == pytest.approx(-0.4, abs=1e-6)
+    answer = " ".join(o.answer())
+    assert "30 of 30 trials, acc at epoch 10" in answer
+    assert "lower `j` is better: -0.4 acc from 0 to 1" in answer
+
+
+def test_warnings_name_saturation_few_completions_and_close_baselines(tmp_path):
+    o = digest(
+        make_study_run(
+            tmp_path,
+            pruned_after=4,
+            completed_value=1.0,
+            baselines={"random_init": {"acc": 0.95}, "raw_input": {"acc": 1.0}},
+        )
+    )
+    n = len(o.ranked)
+    text = "\n".join(o.warnings())
+    assert f"{n} of {n} completed trials tie at the best acc, 1: the metric is saturated" in text
+    assert "The random-init encoder baseline scores 0.95, within 0.05 of the best" in text
+    assert "The raw pixels baseline scores 1, as good as or better than the best" in text
+    assert ("trial(s) completed: the best trial rests on few" in text) == (n < 5)
+    (tmp_path / "h").mkdir()
+    healthy = digest(make_study_run(tmp_path / "h", baselines={"random_init": {"acc": 0.1}}))
+    assert healthy.warnings() == []

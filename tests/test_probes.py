@@ -87,7 +87,7 @@ def test_fit_logistic_is_sklearns_with_c_of_1_over_wd_n_or_2_over_wd_n_for_two_c
     if classes == 3:
         y = y + (x[:, 2] > 0.8).long()
     wd = 0.05
-    w, b = fit_logistic(x, y, classes, weight_decay=wd, max_iter=500)
+    w, _ = fit_logistic(x, y, classes, weight_decay=wd, max_iter=500)
     c = (2.0 if classes == 2 else 1.0) / (wd * len(x))
     ref = LogisticRegression(C=c, max_iter=10_000, tol=1e-12).fit(x.numpy(), y.numpy())
     if classes == 2:  # one sigmoid: the difference of the two softmax columns
