@@ -33,7 +33,7 @@ import yaml
 from analysis.results import join, result_files
 from spaces import load_spec
 from spaces.compile import FIXED_ATTR_PREFIX
-from trainables.catalogue import LOOP_METRICS, shipped
+from trainables.catalogue import metric_direction, shipped
 from trainables.errors import InputError
 
 if TYPE_CHECKING:
@@ -343,11 +343,10 @@ class RunDir:
         None for a value that is not a score (``epoch``, ``lr``) and for a metric
         nothing declares (a custom trainable's own): its best is not defined.
         """
-        if metric in LOOP_METRICS:
-            return LOOP_METRICS[metric]
-        if metric.startswith("loss_"):
-            return "minimize"
-        return self.metrics().get(metric, {}).get("direction")
+        try:
+            return metric_direction(metric, self.metrics())
+        except KeyError:
+            return None
 
     def write_metrics(self, metrics: dict[str, dict[str, Any]]) -> None:
         (self.path / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")

@@ -34,6 +34,7 @@ __all__ = [
     "Catalogue",
     "Entry",
     "live",
+    "metric_direction",
     "shipped",
     "write",
 ]
@@ -47,6 +48,22 @@ LOOP_METRICS: dict[str, str | None] = {
     "train_time_s": "minimize",
     "trial_time_s": "minimize",
 }
+
+
+def metric_direction(metric: str, probe_metrics: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The direction in which ``metric`` is better: the loop's own (``loss_<term>``
+    minimised, as ``loss``), else the probe's in ``probe_metrics`` (as
+    :meth:`Catalogue.metrics` or a run's ``metrics.json`` give them).
+
+    Raises:
+        KeyError: neither the loop nor a probe reports it.
+    """
+    if metric in LOOP_METRICS:
+        return LOOP_METRICS[metric]
+    if metric.startswith("loss_"):
+        return "minimize"
+    return probe_metrics[metric]["direction"]
+
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")
 
@@ -106,11 +123,7 @@ class Catalogue:
         Raises:
             KeyError: no probe nor the loop reports it.
         """
-        if metric in LOOP_METRICS:
-            return LOOP_METRICS[metric]
-        if metric.startswith("loss_"):
-            return "minimize"
-        return self.metrics()[metric]["direction"]
+        return metric_direction(metric, self.metrics())
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Every probe metric: its probe, direction, whether it needs labels, headline."""
