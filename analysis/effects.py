@@ -46,7 +46,6 @@ class Effect:
         size: objective at ``high`` minus at ``low``.
         ci: its 95 % bootstrap interval.
         n: trials it rests on.
-        epoch: the evidence epoch.
         direction: the objective's direction.
     """
 
@@ -56,7 +55,6 @@ class Effect:
     size: float
     ci: tuple[float, float]
     n: int
-    epoch: int | None
     direction: str
 
     @property
@@ -193,7 +191,7 @@ def effects(
         y = np.array([t.value for t in members], dtype=float)
         fitted = _fit(cols, np.array(design).T, y, n_boot=n_boot, rng=rng)
         found += [
-            Effect(name, low, high, size, ci, len(members), evidence.epoch, evidence.direction)
+            Effect(name, low, high, size, ci, len(members), evidence.direction)
             for name, low, high, size, ci in fitted
         ]
     return sorted(found, key=lambda e: -abs(e.size))
