@@ -133,6 +133,7 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
         "classes": "[2, 5]",
         "hue_spread": "[0, 1]",
         "seed": "[0, inf)",
+        "label": ["shape", "colour"],
     },
 )
 def shapes(
@@ -142,9 +143,10 @@ def shapes(
     classes: int = 5,
     hue_spread: float = 0.7,
     rotate: bool = False,
+    label: str = "shape",
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generated shapes with planted truth: the label is the shape, nothing else.
+    """Generated shapes with planted truth: the label is the shape (or the colour).
 
     The nuisances are drawn at random and independent of the label: the colour
     (one hue and saturation per image, the shape darker than the background),
@@ -156,12 +158,21 @@ def shapes(
     brightness vary within what its saturation, brightness and contrast factors
     span. Without grayscale, only colour jitter can hide the colour.
 
+    ``label: colour`` plants the opposite truth: the label is the hue and the
+    shape (any of the five), position and scale are the nuisances. Class ``k``'s
+    hues are centred on ``(k + 1/2) / classes`` of the circle and fill
+    ``hue_spread`` of each class's share (1: neighbouring classes meet; 0.3:
+    wide gaps, an easy, near-saturated task), so strong colour jitter (a hue
+    shift up to +-0.2 at strength 1) moves images across classes and weak jitter
+    should win.
+
     Args:
         count: number of images (balanced over the classes).
         image_size: side in pixels.
         classes: how many of circle, square, triangle, star, cross to use (2..5).
         hue_spread: fraction of the hue circle the images' hues are drawn from (0..1].
         rotate: also rotate each shape at random (a nuisance no augmentation op undoes).
+        label: ``shape`` (colour is a nuisance) or ``colour`` (the shape is one).
         seed: generator seed.
 
     Example:
@@ -175,19 +186,30 @@ def shapes(
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     if not 0 < hue_spread <= 1:
         raise ValueError(f"hue_spread must be in (0, 1], got {hue_spread}")
+    if label not in ("shape", "colour"):
+        raise ValueError(f"label must be shape or colour, got {label!r}")
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % classes
     rng.shuffle(labels)
     images = np.empty((count, 3, image_size, image_size), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        hue, saturation = rng.uniform(0.0, hue_spread), rng.uniform(0.4, 1.0)
+    for i, k in enumerate(labels):
+        if label == "shape":
+            kind, hue = SHAPES[k], rng.uniform(0.0, hue_spread)
+            background_hue = hue
+        else:  # a bright shape of the class's hue on a dark background of any hue
+            kind = SHAPES[rng.integers(len(SHAPES))]
+            hue = (k + 0.5 + hue_spread * rng.uniform(-0.5, 0.5)) / classes
+            background_hue = rng.uniform(0.0, 1.0)
+        saturation = rng.uniform(0.4, 1.0)
         shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
+        if label == "colour":
+            shape_value, background_value = background_value, shape_value
         foreground = np.array(colorsys.hsv_to_rgb(hue, saturation, shape_value))
-        background = np.array(colorsys.hsv_to_rgb(hue, saturation, background_value))
+        background = np.array(colorsys.hsv_to_rgb(background_hue, saturation, background_value))
         r = rng.uniform(0.25, 0.38) * image_size
         cx, cy = rng.uniform(r + 1, image_size - r - 1, size=2)
         angle = rng.uniform(0, 2 * np.pi)  # drawn either way: rotate changes only the turn
-        mask = _shape_mask(SHAPES[label], image_size, cx, cy, r, angle if rotate else 0.0)
+        mask = _shape_mask(kind, image_size, cx, cy, r, angle if rotate else 0.0)
         canvas = np.where(mask[None], foreground[:, None, None], background[:, None, None])
         images[i] = np.round(canvas * 255).astype(np.uint8)
     return torch.from_numpy(images), torch.from_numpy(labels).long()
