@@ -23,7 +23,9 @@ from analysis.agreement import Agreement, all_agreements
 from analysis.effects import Effect, effects
 from analysis.evidence import Evidence, gather
 from analysis.importance import Importance, param_importance
-from analysis.rundir import RunDir
+from analysis.noise import NoiseFloor, noise_floor, noise_study_name
+from analysis.rundir import RunDir, open_storage
+from trainables.errors import InputError
 
 if TYPE_CHECKING:
     import optuna
@@ -152,6 +154,43 @@ class Outcome:
         return (max(t.datetime_complete for t in ended) - first).total_seconds()
 
     @functools.cached_property
+    def noise(self) -> NoiseFloor | None:
+        """The noise floor: the best configuration re-run with other seeds (None: not
+        measured, or the study is not at hand)."""
+        import optuna
+
+        try:
+            storage, name = self.run.study_ref()
+            self.study  # noqa: B018 - the run's own study, or InputError
+            reruns = optuna.load_study(
+                study_name=noise_study_name(name), storage=open_storage(storage)
+            ).get_trials(deepcopy=False)
+        except (InputError, KeyError):
+            return None
+        values = {r["number"]: r["value"] for r in self.ranked}
+        return noise_floor(reruns, values, prefer=self.best["number"] if self.best else None)
+
+    @property
+    def band(self) -> float | None:
+        """How far apart two runs of one configuration fall at 95 % (None: unmeasured)."""
+        return self.noise.band if self.noise is not None else None
+
+    @property
+    def tied(self) -> list[dict[str, Any]]:
+        """The completed trials the ranking cannot tell from the best, the best first:
+        within :attr:`band` of it, or (noise unmeasured) equal to it."""
+        if not self.ranked:
+            return []
+        best = self.ranked[0]["value"]
+        margin = self.band if self.band is not None else 1e-9 * max(1.0, abs(best))
+        return [r for r in self.ranked if abs(r["value"] - best) <= margin]
+
+    @property
+    def ceiling(self) -> float | None:
+        """The best value the objective can take (an accuracy's 1.0), if its probe says."""
+        return (self.run.metrics().get(self.metric) or {}).get("ceiling")
+
+    @functools.cached_property
     def evidence(self) -> Evidence:
         """Every trial's primary objective at the evidence epoch, pruned trials included."""
         return gather(self.study.trials, self.curves, metric=self.metric, direction=self.direction)
@@ -212,9 +251,13 @@ FEW_COMPLETED = 5
 
 
 def caveats(o: Outcome) -> list[str]:
-    """The warnings :meth:`Outcome.warnings` gives (one sentence each)."""
+    """The warnings :meth:`Outcome.warnings` gives (one sentence each).
+
+    "Close" is judged in noise units where the study measured its noise
+    (:attr:`Outcome.band`), else by fixed shares (equal values; 10 %).
+    """
     found: list[str] = []
-    ranked, metric = o.ranked, o.metric
+    ranked, metric, band = o.ranked, o.metric, o.band
     if len(ranked) < FEW_COMPLETED:
         found.append(
             f"Only {len(ranked)} trial(s) completed: the best trial rests on few "
@@ -223,14 +266,25 @@ def caveats(o: Outcome) -> list[str]:
     if not ranked:
         return found
     best = ranked[0]["value"]
-    ties = [r for r in ranked if abs(r["value"] - best) <= 1e-9 * max(1.0, abs(best))]
+    noise = f"the noise band ({band:.3g})" if band is not None else None
+    ties = o.tied
     if len(ties) >= 3 and len(ties) >= 0.2 * len(ranked):
+        how = f"are within {noise} of" if noise else "tie at"
         found.append(
-            f"{len(ties)} of {len(ranked)} completed trials tie at the best {metric}, "
-            f"{best:.4g}: the metric is saturated and cannot tell them apart (a harder "
-            "probe set or metric would)."
+            f"{len(ties)} of {len(ranked)} completed trials {how} the best {metric}, "
+            f"{best:.4g}: the metric cannot tell them apart (saturated or too noisy; a "
+            "harder probe set or metric would)."
+        )
+    ceiling = o.ceiling
+    if ceiling is not None and abs(ceiling - best) <= (band or 0.0) + 1e-9:
+        found.append(
+            f"The best {metric}, {best:.4g}, is within "
+            + (noise if noise else "rounding")
+            + f" of its ceiling, {ceiling:g}: the metric is saturated and cannot rank "
+            "the best trials."
         )
     sign = 1 if o.direction == "maximize" else -1
+    close = band if band is not None else BASELINE_CLOSE * abs(best)
     for label, value in o.baseline_values(metric).items():
         gap = sign * (best - value)
         if gap <= 0:
@@ -238,11 +292,17 @@ def caveats(o: Outcome) -> list[str]:
                 f"The {label} baseline scores {value:.4g}, as good as or better than the "
                 f"best trial ({best:.4g}): the search has not beaten it."
             )
-        elif gap <= BASELINE_CLOSE * abs(best):
+        elif gap <= close:
             found.append(
-                f"The {label} baseline scores {value:.4g}, within {gap:.3g} of the best "
-                f"trial ({best:.4g}): most of the score needs no training."
+                f"The {label} baseline scores {value:.4g}, within "
+                + (noise if noise else f"{gap:.3g}")
+                + f" of the best trial ({best:.4g}): most of the score needs no training."
             )
+    if o.noise is not None and o.noise.failed:
+        found.append(
+            f"{o.noise.failed} re-run(s) of the best configuration failed: "
+            "it is not stable across seeds."
+        )
     return found
 
 

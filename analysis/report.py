@@ -164,6 +164,15 @@ def _summary(out: _Report, o: Outcome, top: int) -> None:
         if baselines:
             line += " (" + "; ".join(f"{k}: {_fmt(v)}" for k, v in baselines.items()) + ")"
         out.add(f"<p><b>{html.escape(line)}</b>. Its settings, to paste into a space file:</p>")
+        noise = o.noise
+        if noise is not None:
+            tied = [str(r["number"]) for r in o.tied[1:]]
+            text = f"Noise floor: {noise.describe(metric)}."
+            if o.band is not None:
+                text += " Tied with the best within it: " + (
+                    f"trial(s) {', '.join(tied)}." if tied else "none."
+                )
+            out.add(f"<p><b>Noise.</b> {html.escape(text)}</p>")
         out.add(f"<pre>{html.escape(best_config_yaml(o.best_settings()))}</pre>")
         schedule = o.pbt_schedule(best)
         if schedule:
@@ -289,15 +298,27 @@ def _top_trials(out: _Report, o: Outcome, top: int) -> None:
         "parallel_coordinates",
         f"Parallel coordinates of the top {n} trials",
     )
+    tied = {r["number"] for r in o.tied}
     out.add(
         _table(
-            ["trial", o.metric, "epochs", *[_short(p) for p in shown]],
+            ["trial", o.metric, "tied", "epochs", *[_short(p) for p in shown]],
             [
-                (r["number"], r["value"], r["epochs"], *[r[p] for p in shown])
+                (
+                    r["number"],
+                    r["value"],
+                    "=" if r["number"] in tied else "",
+                    r["epochs"],
+                    *[r[p] for p in shown],
+                )
                 for r in o.ranked[:top]
             ],
         )
     )
+    if o.band is not None:
+        out.add(
+            f"<p>= : within the noise band ({o.band:.3g}) of the best: "
+            "the ranking cannot tell these apart.</p>"
+        )
 
 
 def _pareto(out: _Report, o: Outcome, top: int) -> None:

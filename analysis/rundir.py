@@ -93,6 +93,10 @@ class Attr:
     """On a re-run: the epoch of the checkpoint it started from (0: from scratch)."""
     RESUME_CHECKPOINT = "resume_checkpoint"
     """On a re-run: the checkpoint directory it started from."""
+    NOISE_OF = "noise_of"
+    """On a re-run in the ``<study>.noise`` study: the search trial it repeats."""
+    SEED = "seed"
+    """On a re-run in the ``<study>.noise`` study: its ``train.seed``."""
     PBT_SCHEDULE = "pbt_schedule"
     """Under PBT: each exploit (epoch, cloned trial, new parameter values)."""
     FIXED_PREFIX = FIXED_ATTR_PREFIX

@@ -72,6 +72,7 @@ def _ranking(outcome: Outcome, top: int) -> list[str]:
             f"Baseline, {label}: {metric} = {_fmt(baseline)} "
             f"(best trial {best['value'] - baseline:+.4f})"
         )
+    lines += _noise(outcome)
     schedule = outcome.pbt_schedule(best)
     lines.append(
         "Best parameters (at its start; PBT changed them as below):"
@@ -86,6 +87,20 @@ def _ranking(outcome: Outcome, top: int) -> list[str]:
     if len(ranked) > 1:
         worst = ranked[-1]
         lines.append(f"Worst completed trial {worst['number']}: {metric} = {_fmt(worst['value'])}")
+    return lines
+
+
+def _noise(outcome: Outcome) -> list[str]:
+    """The noise floor and the trials tied with the best within it."""
+    if outcome.noise is None:
+        return []
+    lines = [f"Noise floor: {outcome.noise.describe(outcome.metric)}"]
+    tied = [str(r["number"]) for r in outcome.tied[1:]]
+    if outcome.band is not None:
+        lines.append(
+            f"Tied with the best (within {outcome.band:.3g}): "
+            + (f"trial(s) {', '.join(tied)}" if tied else "none")
+        )
     return lines
 
 

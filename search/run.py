@@ -324,7 +324,10 @@ def _session(
     address: str | None = None,
     num_cpus: int | None = None,
 ) -> RunResult:
-    """Run ``trials`` more trials (if any), then write the tables and the report."""
+    """Run ``trials`` more trials (if any), then the noise floor's re-runs (once the
+    search is complete), then write the tables and the report."""
+    from search.noise import measure_noise, noise_pending
+
     if trials:
         init_ray(address, num_cpus=num_cpus)
         check_resources(spec)
@@ -338,15 +341,30 @@ def _session(
             verbose=verbose,
             reuse_actors=reuse_actors,
         )
-    return _finish(run, spec, verbose=verbose)
+    if _search_done(run, spec) and noise_pending(run, spec, builtin=trainable is None):
+        init_ray(address, num_cpus=num_cpus)
+        check_resources(spec)
+        measure_noise(spec, run, dataset, verbose=verbose)
+    return _finish(run, spec, builtin=trainable is None, verbose=verbose)
 
 
-def _finish(run: RunDir, spec: SearchSpec, *, verbose: bool) -> RunResult:
+def _search_done(run: RunDir, spec: SearchSpec) -> bool:
+    import optuna
+
+    from search.recover import finished_count
+
+    study = run.open_study()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return not running and finished_count(study) >= spec.budget.trials
+
+
+def _finish(run: RunDir, spec: SearchSpec, *, builtin: bool, verbose: bool) -> RunResult:
     """Write the tables; raise :class:`RunInterrupted` if the run stopped before its end."""
     import optuna
 
     from analysis.report import write_report
     from analysis.tables import write_tables
+    from search.noise import noise_pending
     from search.recover import finished_count
 
     write_tables(run.path)
@@ -367,6 +385,13 @@ def _finish(run: RunDir, spec: SearchSpec, *, verbose: bool) -> RunResult:
         raise RunInterrupted(
             f"the run stopped with {finished_count(study)}/{spec.budget.trials} trials finished"
             f" and {running} running; continue it with: sslsearch resume {run.path}"
+        )
+    due = noise_pending(run, spec, builtin=builtin)
+    if due is not None:
+        raise RunInterrupted(
+            f"the run stopped before the noise floor was measured (trial {due[0].number} "
+            f"still to re-run with seed(s) {', '.join(map(str, due[1]))}); "
+            f"continue it with: sslsearch resume {run.path}"
         )
     return summarize(run, verbose=verbose)
 

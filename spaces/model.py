@@ -468,7 +468,9 @@ class StudySpec:
 @dataclass(frozen=True)
 class Budget:
     """How much to run: trials, epochs per trial, concurrency, resources per trial,
-    and how often Tune retries a trial that failed (from its last checkpoint)."""
+    how often Tune retries a trial that failed (from its last checkpoint), and
+    how many other seeds the best configuration re-runs with at the end (the
+    noise floor; 0: none)."""
 
     trials: int = 20
     epochs: int = 30
@@ -476,6 +478,7 @@ class Budget:
     cpu: float = 1.0
     gpu: float = 0.0
     max_failures: int = 0
+    noise_seeds: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -486,6 +489,8 @@ class Budget:
         }
         if self.max_failures:
             out["max_failures"] = self.max_failures
+        if self.noise_seeds != Budget.noise_seeds:
+            out["noise_seeds"] = self.noise_seeds
         return out
 
 

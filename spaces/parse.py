@@ -52,6 +52,8 @@ STUDY_KEYS = (
 )
 #: The most trials, epochs, concurrent trials or CPUs a spec may ask for.
 MAX_COUNT = 1_000_000
+#: Re-runs of the best configuration (budget.noise_seeds) at most: each is a full trial.
+MAX_NOISE_SEEDS = 100
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "journal:")
 
 
@@ -260,16 +262,20 @@ def _parse_budget(raw: Any, problems: Problems) -> Budget:
         problems,
         ("budget",),
         raw.keys(),
-        ("trials", "epochs", "concurrency", "resources", "max_failures"),
+        ("trials", "epochs", "concurrency", "resources", "max_failures", "noise_seeds"),
     )
-    retries = raw.get("max_failures", default.max_failures)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        problems.add(
-            ("budget", "max_failures"),
-            f"expected an integer >= 0 (retries of a failed trial), got {shown(retries)}",
-        )
-        retries = default.max_failures
     values: dict[str, Any] = {}
+    for key, what, most in (
+        ("max_failures", "retries of a failed trial", MAX_COUNT),
+        ("noise_seeds", "re-runs of the best configuration", MAX_NOISE_SEEDS),
+    ):
+        value = raw.get(key, getattr(default, key))
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            problems.add(
+                ("budget", key), f"expected an integer in 0..{most:,} ({what}), got {shown(value)}"
+            )
+            value = getattr(default, key)
+        values[key] = value
     for key in ("trials", "epochs", "concurrency"):
         value = raw.get(key, getattr(default, key))
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -290,7 +296,7 @@ def _parse_budget(raw: Any, problems: Problems) -> Budget:
             problems.add(("budget", "resources", key), problem)
             value = getattr(default, key)
         values[key] = float(value)
-    return Budget(**values, max_failures=retries)
+    return Budget(**values)
 
 
 def _resource_problem(key: str, value: Any) -> str | None:

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from trainables.catalogue import CATALOGUE_FILE, KINDS, live, shipped
 
 
@@ -39,6 +41,16 @@ def test_metrics_carry_their_direction_and_whether_they_need_labels():
         "direction": "maximize",
         "labels": True,
         "headline": True,
+        "ceiling": 1.0,
     }
     assert metrics["uniformity"]["direction"] == "minimize" and not metrics["uniformity"]["labels"]
     assert metrics["alpha_req_alpha"]["direction"] is None
+    # accuracies have a ceiling; scores without a best value do not
+    assert metrics["linear_top1"]["ceiling"] == 1.0 and metrics["rankme"]["ceiling"] is None
+
+
+def test_a_ceiling_for_a_metric_the_probe_does_not_report_is_refused():
+    from trainables.probes import register_probe
+
+    with pytest.raises(ValueError, match="ceilings for unreported metrics"):
+        register_probe("typo", metrics={"acc": "maximize"}, needs_labels=True, ceilings={"ac": 1})

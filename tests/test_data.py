@@ -80,6 +80,33 @@ def test_shapes_colour_nuisance_is_one_hue_within_jitters_reach():
         shapes(count=10, hue_spread=0.0)
 
 
+def test_shapes_with_the_colour_as_label_plant_the_opposite_truth():
+    import colorsys
+
+    classes, spread = 4, 0.5
+    x, y = shapes(count=400, image_size=16, classes=classes, hue_spread=spread, label="colour")
+    assert torch.bincount(y).tolist() == [100] * classes
+    kinds, background_hues = set(), []
+    for image, k in zip(x.float().div(255), y.tolist(), strict=True):
+        background = image[:, 0, 0]
+        inside = (image != background[:, None, None]).any(dim=0)
+        foreground = image[:, inside][:, 0]
+        h_fg, _, v_fg = colorsys.rgb_to_hsv(*foreground.tolist())
+        h_bg, _, v_bg = colorsys.rgb_to_hsv(*background.tolist())
+        # the bright shape's hue is in the class's band: centre (k + 1/2)/4, half-width 1/16
+        assert abs(h_fg - (k + 0.5) / classes) <= spread / classes / 2 + 0.01
+        assert v_fg - v_bg > 0.24
+        kinds.add(int(inside.sum()))
+        background_hues.append((k, h_bg))
+    # the background's hue is a nuisance: spread over the circle in every class
+    for k in range(classes):
+        hues = [h for c, h in background_hues if c == k]
+        assert min(hues) < 0.15 and max(hues) > 0.85
+    assert len(kinds) > 20  # shapes and sizes vary
+    with pytest.raises(ValueError, match="label"):
+        shapes(count=10, label="size")
+
+
 def test_image_folder(tmp_path):
     for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
         (tmp_path / cls).mkdir()

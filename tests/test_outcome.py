@@ -142,10 +142,74 @@ def test_warnings_name_saturation_few_completions_and_close_baselines(tmp_path):
     )
     n = len(o.ranked)
     text = "\n".join(o.warnings())
-    assert f"{n} of {n} completed trials tie at the best acc, 1: the metric is saturated" in text
+    assert f"{n} of {n} completed trials tie at the best acc, 1: the metric cannot" in text
     assert "The random-init encoder baseline scores 0.95, within 0.05 of the best" in text
     assert "The raw pixels baseline scores 1, as good as or better than the best" in text
     assert ("trial(s) completed: the best trial rests on few" in text) == (n < 5)
     (tmp_path / "h").mkdir()
     healthy = digest(make_study_run(tmp_path / "h", baselines={"random_init": {"acc": 0.1}}))
     assert healthy.warnings() == []
+
+
+def add_noise_study(run_dir, incumbent, values, *, failed=0):
+    """Re-runs of trial ``incumbent`` in ``<study>.noise``, as search.noise records them."""
+    import optuna
+
+    from analysis.noise import open_noise_study
+
+    noise = open_noise_study(f"sqlite:///{run_dir / 'study.db'}", "p", "maximize")
+    for seed, value in enumerate(values, start=1):
+        noise.add_trial(
+            optuna.trial.create_trial(value=value, user_attrs={"noise_of": incumbent, "seed": seed})
+        )
+    for k in range(failed):
+        noise.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL,
+                user_attrs={"noise_of": incumbent, "seed": len(values) + 1 + k},
+            )
+        )
+
+
+def test_the_noise_floor_decides_ties_and_closeness(tmp_path):
+    run = make_study_run(tmp_path, baselines={"random_init": {"acc": 0.5}})
+    o = digest(run)
+    assert (
+        o.noise is None and o.band is None and [r["number"] for r in o.tied] == [o.best["number"]]
+    )
+    best = o.best["value"]
+    # the best configuration re-run: its own value and two more, sd 0.02 -> band 0.0554
+    add_noise_study(run, o.best["number"], [best - 0.02, best + 0.02], failed=1)
+    o = digest(run)
+    assert o.noise.values == (best, best - 0.02, best + 0.02) and o.noise.seeds == (1, 2)
+    assert o.noise.sd == pytest.approx(0.02)
+    assert o.band == pytest.approx(1.96 * 2**0.5 * 0.02)
+    within = [r["number"] for r in o.ranked if best - r["value"] <= o.band]
+    assert [r["number"] for r in o.tied] == within and len(within) >= 2
+    text = "\n".join(o.warnings())
+    assert "1 re-run(s) of the best configuration failed" in text
+    assert "baseline" not in text  # 0.5 is more than the band (0.055) below the best
+
+    # a noisier configuration makes the same baseline "close"
+    (tmp_path / "n").mkdir()
+    noisy = make_study_run(tmp_path / "n", baselines={"random_init": {"acc": 0.5}})
+    b = digest(noisy).best
+    add_noise_study(noisy, b["number"], [b["value"] - 0.1, b["value"] + 0.1])
+    o = digest(noisy)
+    assert o.best["value"] - 0.5 < o.band
+    assert "within the noise band (0.277) of the best trial" in "\n".join(o.warnings())
+    assert f"{len(o.tied)} of {len(o.ranked)} completed trials are within the noise band" in (
+        "\n".join(o.warnings())
+    )
+
+
+def test_a_best_within_noise_of_the_ceiling_is_saturated(tmp_path):
+    run = make_study_run(tmp_path)
+    metrics = {"acc": {"probe": "x", "direction": "maximize", "labels": True, "ceiling": 0.7}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    o = digest(run)
+    assert o.ceiling == 0.7 and 0.6 < o.best["value"] < 0.7
+    assert "ceiling" not in "\n".join(o.warnings())  # no noise measured: 0.6x is not 0.7
+    add_noise_study(run, o.best["number"], [o.best["value"] + 0.05, o.best["value"] - 0.05])
+    text = "\n".join(digest(run).warnings())
+    assert "is within the noise band (0.139) of its ceiling, 0.7: the metric is saturated" in text

@@ -84,6 +84,19 @@ def test_low_above_high_names_file_line_and_key(tmp_path):
             ":1 budget/trials: expected an integer >= 1, got 0",
         ),
         (
+            "budget: {noise_seeds: 101}\n",
+            ":1 budget/noise_seeds: expected an integer in 0..100 (re-runs of the best"
+            " configuration), got 101",
+        ),
+        (
+            "budget: {noise_seeds: true}\n",
+            ":1 budget/noise_seeds: expected an integer in 0..100",
+        ),
+        (
+            "budget: {max_failures: -1}\n",
+            ":1 budget/max_failures: expected an integer in 0..1,000,000 (retries",
+        ),
+        (
             "params:\n  mask/ratio: {type: float, low: a, high: 0.9}\n",
             ":2 params/mask/ratio/low: expected a number, got 'a'",
         ),

@@ -126,7 +126,8 @@ class Catalogue:
         return metric_direction(metric, self.metrics())
 
     def metrics(self) -> dict[str, dict[str, Any]]:
-        """Every probe metric: its probe, direction, whether it needs labels, headline."""
+        """Every probe metric: its probe, direction, whether it needs labels, headline,
+        and its ceiling (the best value it can take; None where unbounded)."""
         out: dict[str, dict[str, Any]] = {}
         for name in self.names("probe"):
             meta = self.entry("probe", name).meta
@@ -136,6 +137,7 @@ class Catalogue:
                     "direction": direction,
                     "labels": bool(meta["needs_labels"]),
                     "headline": i == 0,
+                    "ceiling": meta.get("ceilings", {}).get(metric),
                 }
         return out
 

@@ -56,6 +56,7 @@ def register_probe(
     needs_labels: bool,
     views: bool = False,
     limits: Mapping[str, Any] | None = None,
+    ceilings: Mapping[str, float] | None = None,
 ) -> Callable[[ProbeFn], ProbeFn]:
     """Register a probe under ``name``.
 
@@ -68,12 +69,22 @@ def register_probe(
         needs_labels: it fails on data without labels.
         views: it also takes features of two augmented views (``views=``).
         limits: bounds of its options (see :meth:`~trainables._registry.Registry.register`).
+        ceilings: the best value a metric can take, where there is one (an
+            accuracy's 1.0): a best trial within noise of it is flagged saturated.
     """
     for metric, direction in metrics.items():
         if direction not in ("maximize", "minimize", None):
             raise ValueError(f"probe '{name}': metric {metric!r} has direction {direction!r}")
+    unknown = set(ceilings or {}) - set(metrics)
+    if unknown:
+        raise ValueError(f"probe '{name}': ceilings for unreported metrics {sorted(unknown)}")
     return PROBES.register(
-        name, limits=limits, metrics=dict(metrics), needs_labels=needs_labels, views=views
+        name,
+        limits=limits,
+        metrics=dict(metrics),
+        needs_labels=needs_labels,
+        views=views,
+        ceilings=dict(ceilings or {}),
     )
 
 
@@ -96,6 +107,7 @@ def _num_classes(*labels: torch.Tensor) -> int:
 @register_probe(
     "knn",
     metrics={"knn_top1": "maximize", "knn_top5": "maximize"},
+    ceilings={"knn_top1": 1.0, "knn_top5": 1.0},
     needs_labels=True,
     limits={
         "k": "[1, inf)",
@@ -217,6 +229,7 @@ def fit_logistic(
 @register_probe(
     "linear",
     metrics={"linear_top1": "maximize"},
+    ceilings={"linear_top1": 1.0},
     needs_labels=True,
     limits={"holdout": "(0, 1)", "max_iter": "[1, inf)", "seed": "[0, inf)"},
 )

@@ -1,0 +1,163 @@
+"""Measure the noise floor: re-run the best configuration with other seeds.
+
+After the search's budget is spent, the incumbent (the best completed trial
+on the primary objective) is trained again at full length, never pruned,
+with ``train.seed`` + 1 ... + ``budget.noise_seeds``, as one Tune experiment
+(``noise.N`` beside the search's ``tune``, ``tune.1`` ...) whose results go to
+the ``<study>.noise`` study (:mod:`analysis.noise` reads them back). A seed
+already measured is never run again: a resume after a crash runs only the
+missing ones. The built-in trainable only (a custom trainable may not honour
+``train.seed``), and not under PBT (its trials change configuration as they
+run: there is no one configuration to repeat).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
+
+from analysis.noise import open_noise_study
+from analysis.rundir import Attr, RunDir, open_storage
+from spaces import SearchSpec
+from spaces.compile import define_by_run
+
+__all__ = ["measure_noise", "noise_pending"]
+
+logger = logging.getLogger(__name__)
+
+
+def _incumbent(study: optuna.Study) -> FrozenTrial | None:
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and math.isfinite(t.values[0])
+    ]
+    if not complete:
+        return None
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(complete, key=lambda t: t.values[0])
+
+
+def incumbent_config(spec: SearchSpec, incumbent: FrozenTrial) -> dict[str, Any]:
+    """The nested trial config the incumbent ran (its ``train.seed`` included)."""
+    return define_by_run(spec)(FixedTrial(dict(incumbent.params)))
+
+
+def own_seed(config: dict[str, Any]) -> int:
+    """A trial config's ``train.seed`` (the re-runs use the next ones)."""
+    return int((config.get("train") or {}).get("seed", 0))
+
+
+def noise_pending(
+    run: RunDir, spec: SearchSpec, *, builtin: bool
+) -> tuple[FrozenTrial, list[int]] | None:
+    """The incumbent and the seeds it still has to run with (None: nothing to run)."""
+    scheduler = spec.study.scheduler.name if spec.study.scheduler else None
+    if not builtin or spec.budget.noise_seeds < 1 or scheduler == "pbt":
+        return None
+    study = run.open_study()
+    incumbent = _incumbent(study)
+    if incumbent is None:
+        return None
+    noise = _noise_study(run, spec)
+    measured = {
+        t.user_attrs.get(Attr.SEED)
+        for t in noise.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        if t.user_attrs.get(Attr.NOISE_OF) == incumbent.number
+    }
+    seed = own_seed(incumbent_config(spec, incumbent))
+    wanted = [seed + k for k in range(1, spec.budget.noise_seeds + 1)]
+    pending = [s for s in wanted if s not in measured]
+    return (incumbent, pending) if pending else None
+
+
+def _noise_study(run: RunDir, spec: SearchSpec) -> optuna.Study:
+    storage, name = run.study_ref()
+    return open_noise_study(open_storage(storage), name, spec.study.objectives[0].direction)
+
+
+def _record(noise: optuna.Study, incumbent: FrozenTrial, seed: int, **outcome: Any) -> None:
+    attrs = {Attr.NOISE_OF: incumbent.number, Attr.SEED: seed}
+    if outcome.get("reason"):
+        attrs[Attr.FAIL_REASON] = outcome["reason"][:2000]
+    noise.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.COMPLETE if "value" in outcome else TrialState.FAIL,
+            value=outcome.get("value"),
+            params=incumbent.params,
+            distributions=incumbent.distributions,
+            user_attrs=attrs,
+        )
+    )
+
+
+def _final_value(result: Any, metric: str, epochs: int) -> float | None:
+    """The objective of a re-run that reached its last epoch (None: it stopped early)."""
+    frame = result.metrics_dataframe
+    if frame is None or metric not in frame or "epoch" not in frame:
+        return None
+    if int(frame["epoch"].max()) < epochs:
+        return None
+    values = frame[metric].dropna()
+    return float(values.iloc[-1]) if len(values) else None
+
+
+def measure_noise(spec: SearchSpec, run: RunDir, dataset: Any, *, verbose: bool) -> None:
+    """Run the incumbent's missing seeds (see the module docstring); record each in the
+    ``<study>.noise`` study. A re-run stopped early (Ctrl-C) is not recorded."""
+    from ray import tune
+
+    from search.tuner import _trainable, _trial_name
+
+    due = noise_pending(run, spec, builtin=True)
+    if due is None:
+        return
+    incumbent, seeds = due
+    metric = spec.study.objectives[0].metric
+    logger.info(
+        "noise floor: re-running trial %d (%s %.4g) with seed(s) %s",
+        incumbent.number,
+        metric,
+        incumbent.values[0],
+        ", ".join(map(str, seeds)),
+    )
+    space = copy.deepcopy(incumbent_config(spec, incumbent))
+    space.setdefault("train", {})["seed"] = tune.grid_search(seeds)
+    noise = _noise_study(run, spec)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tuner = tune.Tuner(
+        tune.with_resources(
+            _trainable(None, dataset), {"cpu": spec.budget.cpu, "gpu": spec.budget.gpu}
+        ),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=spec.budget.concurrency,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=f"noise.{len(noise.trials)}",
+            storage_path=run.experiments_root(),
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+        ),
+    )
+    for result in tuner.fit():
+        seed = int(result.config["train"]["seed"])
+        if result.error is not None:
+            reason = f"{type(result.error).__name__}: {result.error}".splitlines()[0]
+            _record(noise, incumbent, seed, reason=reason)
+            logger.warning("noise floor: seed %d failed: %s", seed, reason)
+            continue
+        value = _final_value(result, metric, spec.budget.epochs)
+        if value is None:
+            continue  # stopped before its last epoch: a resume runs it again
+        _record(noise, incumbent, seed, value=value)
+        if verbose:
+            logger.info("noise floor: seed %d: %s %.4g", seed, metric, value)

@@ -1,0 +1,137 @@
+"""The noise floor: the best configuration re-run with other seeds (search.noise),
+read back as a spread (analysis.noise)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from analysis.noise import NoiseFloor, noise_floor, noise_study_name
+
+
+def _rerun(of, seed, value=None):
+    state = TrialState.COMPLETE if value is not None else TrialState.FAIL
+    return create_trial(state=state, value=value, user_attrs={"noise_of": of, "seed": seed})
+
+
+def test_the_band_is_the_95_percent_spread_of_two_runs():
+    floor = NoiseFloor(incumbent=3, values=(0.81, 0.84, 0.80, 0.83), seeds=(1, 2, 3))
+    sd = statistics.stdev([0.81, 0.84, 0.80, 0.83])
+    assert floor.sd == pytest.approx(sd) and floor.band == pytest.approx(1.96 * 2**0.5 * sd)
+    assert "sd 0.0183" in floor.describe("acc") and "seed(s) 1, 2, 3" in floor.describe("acc")
+    lone = NoiseFloor(incumbent=3, values=(0.81,))
+    assert lone.sd is None and lone.band is None and "too few values" in lone.describe("acc")
+
+
+def test_re_runs_are_grouped_by_the_trial_they_repeat():
+    reruns = [
+        _rerun(2, 1, 0.5),
+        _rerun(7, 2, 0.92),
+        _rerun(7, 1, 0.9),
+        _rerun(7, 3),
+        _rerun(9, 1, 1),
+    ]
+    values = {2: 0.6, 7: 0.91}  # trial 9 is not a completed trial of this run
+    floor = noise_floor(reruns, values, prefer=7)
+    # seeds in order, the failed one counted, not valued
+    assert (floor.incumbent, floor.values, floor.seeds, floor.failed) == (
+        7,
+        (0.91, 0.9, 0.92),
+        (1, 2),
+        1,
+    )
+    assert noise_floor(reruns, values, prefer=5).incumbent == 7  # the last one re-run
+    assert noise_floor(reruns, values, prefer=2).values == (0.6, 0.5)
+    assert noise_floor([], values) is None and noise_floor(reruns, {}) is None
+
+
+def _spec(**budget):
+    from spaces import parse_spec
+
+    return parse_spec(
+        {
+            "study": {
+                "name": "nf",
+                "objective": {"metric": "knn_top1"},
+                "sampler": {"name": "random", "seed": 0},
+                "pruner": {"name": "none"},
+            },
+            "budget": {"trials": 3, "epochs": 2, "concurrency": 2, **budget},
+            "aug": {"resized_crop": {"min_scale": 0.7}},
+            "train": {"seed": 5},
+            "params": {"mask/ratio": {"type": "float", "low": 0.2, "high": 0.8}},
+        },
+        source="test",
+    )
+
+
+def _experiment_trials(run_dir, name):
+    from analysis.results import result_rows
+
+    trials = sorted((run_dir / name).glob("trial_*/result.json"))
+    return [result_rows(str(p)) for p in trials]
+
+
+@pytest.mark.slow
+def test_the_best_configuration_re_runs_with_the_next_seeds_and_never_twice(ray_local, tmp_path):
+    from analysis.outcome import digest
+    from search import resume_search, run_search
+    from search.noise import incumbent_config
+    from spaces import load_spec
+
+    run_dir = tmp_path / "run"
+    run_search(_spec(noise_seeds=1), out=run_dir, verbose=False)
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    best = optuna.load_study(study_name="nf", storage=storage).best_trial
+    noise = optuna.load_study(study_name=noise_study_name("nf"), storage=storage)
+    assert [(t.user_attrs["noise_of"], t.user_attrs["seed"]) for t in noise.trials] == [
+        (best.number, 6)  # the trials' train.seed (5) + 1
+    ]
+    assert noise.trials[0].params == best.params and noise.trials[0].state == TrialState.COMPLETE
+    # the config rebuilt for the re-run is exactly what the best trial ran, but the seed
+    [best_rows] = [
+        rows
+        for rows in _experiment_trials(run_dir, "tune")
+        if rows and rows[0]["config"]["mask"]["ratio"] == best.params["mask/ratio"]
+    ] or [None]
+    rebuilt = incumbent_config(_spec(), best)
+    assert json.loads(json.dumps(rebuilt)) == {
+        k: v for k, v in best_rows[0]["config"].items() if k in rebuilt
+    }
+    [rerun] = _experiment_trials(run_dir, "noise.0")
+    assert rerun[-1]["config"]["train"]["seed"] == 6 and rerun[-1]["epoch"] == 2
+    assert rerun[-1]["config"]["mask"] == best_rows[0]["config"]["mask"]
+    assert noise.trials[0].value == rerun[-1]["knn_top1"]
+
+    # asked for one more seed, a resume runs only that one
+    spec = load_spec(run_dir / "spec.yaml", overrides={"budget.noise_seeds": 2})
+    resume_search(run_dir, spec=spec, verbose=False)
+    seeds = [t.user_attrs["seed"] for t in noise.get_trials()]
+    assert seeds == [6, 7]
+    [again] = _experiment_trials(run_dir, "noise.1")
+    assert again[-1]["config"]["train"]["seed"] == 7
+    floor = digest(run_dir).noise
+    assert floor.incumbent == best.number and floor.seeds == (6, 7)
+    assert floor.values == (best.value, noise.trials[0].value, noise.get_trials()[1].value)
+
+
+def test_nothing_is_re_run_for_a_custom_trainable_pbt_or_zero_seeds(tmp_path):
+    from analysis.rundir import RunDir
+    from search.noise import noise_pending
+    from spaces import parse_spec
+
+    run = RunDir(tmp_path)
+    assert noise_pending(run, _spec(), builtin=False) is None
+    assert noise_pending(run, _spec(noise_seeds=0), builtin=True) is None
+    pbt = parse_spec(
+        {
+            "study": {"name": "p", "scheduler": {"name": "pbt", "mutate": ["optim/lr"]}},
+            "params": {"optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        },
+        source="test",
+    )
+    assert noise_pending(run, pbt, builtin=True) is None  # no study needed to say so
