@@ -96,20 +96,63 @@ def _record(noise: optuna.Study, incumbent: FrozenTrial, seed: int, **outcome: A
     )
 
 
-def _final_value(result: Any, metric: str, epochs: int) -> float | None:
-    """The objective of a re-run that reached its last epoch (None: it stopped early)."""
-    frame = result.metrics_dataframe
-    if frame is None or metric not in frame or "epoch" not in frame:
-        return None
-    if int(frame["epoch"].max()) < epochs:
-        return None
-    values = frame[metric].dropna()
-    return float(values.iloc[-1]) if len(values) else None
+class _Recorder:
+    """A Tune callback (driver side) that records each re-run in ``<study>.noise`` as
+    it ends, so a crash loses none that finished. Built as a :class:`ray.tune.Callback`
+    by :func:`_recorder` (Ray is imported only when the re-runs run)."""
+
+    def __init__(self, run: RunDir, spec: SearchSpec, incumbent: FrozenTrial, *, verbose: bool):
+        self.run, self.spec, self.incumbent, self.verbose = run, spec, incumbent, verbose
+        self.metric = spec.study.objectives[0].metric
+        self.last: dict[str, float] = {}  # Tune trial id -> its latest value of the metric
+        self.epoch: dict[str, int] = {}  # Tune trial id -> the last epoch it reported
+        self._study: optuna.Study | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_study": None}
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self._study = _noise_study(self.run, self.spec)
+        return self._study
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_: Any):
+        value = result.get(self.metric)
+        if isinstance(value, int | float):
+            self.last[trial.trial_id] = float(value)
+        self.epoch[trial.trial_id] = int(result.get("epoch", 0))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        seed = int(trial.config["train"]["seed"])
+        value = self.last.get(trial.trial_id)
+        if value is None or self.epoch.get(trial.trial_id, 0) < self.spec.budget.epochs:
+            return  # stopped before its last epoch: a resume runs it again
+        _record(self.study, self.incumbent, seed, value=value)
+        if self.verbose:
+            logger.info("noise floor: seed %d: %s %.4g", seed, self.metric, value)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **_: Any) -> None:
+        from search.pruning import error_reason
+
+        seed = int(trial.config["train"]["seed"])
+        reason = error_reason(trial)
+        _record(self.study, self.incumbent, seed, reason=reason)
+        logger.warning("noise floor: seed %d failed: %s", seed, reason)
+
+
+def _recorder(run: RunDir, spec: SearchSpec, incumbent: FrozenTrial, *, verbose: bool) -> Any:
+    from ray import tune
+
+    class Recorder(_Recorder, tune.Callback):
+        pass
+
+    return Recorder(run, spec, incumbent, verbose=verbose)
 
 
 def measure_noise(spec: SearchSpec, run: RunDir, dataset: Any, *, verbose: bool) -> None:
     """Run the incumbent's missing seeds (see the module docstring); record each in the
-    ``<study>.noise`` study. A re-run stopped early (Ctrl-C) is not recorded."""
+    ``<study>.noise`` study as it ends. A re-run stopped early (Ctrl-C) is not recorded."""
     from ray import tune
 
     from search.tuner import _trainable, _trial_name
@@ -118,17 +161,15 @@ def measure_noise(spec: SearchSpec, run: RunDir, dataset: Any, *, verbose: bool)
     if due is None:
         return
     incumbent, seeds = due
-    metric = spec.study.objectives[0].metric
     logger.info(
         "noise floor: re-running trial %d (%s %.4g) with seed(s) %s",
         incumbent.number,
-        metric,
+        spec.study.objectives[0].metric,
         incumbent.values[0],
         ", ".join(map(str, seeds)),
     )
     space = copy.deepcopy(incumbent_config(spec, incumbent))
     space.setdefault("train", {})["seed"] = tune.grid_search(seeds)
-    noise = _noise_study(run, spec)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuner = tune.Tuner(
         tune.with_resources(
@@ -141,23 +182,12 @@ def measure_noise(spec: SearchSpec, run: RunDir, dataset: Any, *, verbose: bool)
             trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=f"noise.{len(noise.trials)}",
+            name=f"noise.{len(_noise_study(run, spec).trials)}",
             storage_path=run.experiments_root(),
             verbose=0,
+            callbacks=[_recorder(run, spec, incumbent, verbose=verbose)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         ),
     )
-    for result in tuner.fit():
-        seed = int(result.config["train"]["seed"])
-        if result.error is not None:
-            reason = f"{type(result.error).__name__}: {result.error}".splitlines()[0]
-            _record(noise, incumbent, seed, reason=reason)
-            logger.warning("noise floor: seed %d failed: %s", seed, reason)
-            continue
-        value = _final_value(result, metric, spec.budget.epochs)
-        if value is None:
-            continue  # stopped before its last epoch: a resume runs it again
-        _record(noise, incumbent, seed, value=value)
-        if verbose:
-            logger.info("noise floor: seed %d: %s %.4g", seed, metric, value)
+    tuner.fit()

@@ -135,3 +135,72 @@ def test_nothing_is_re_run_for_a_custom_trainable_pbt_or_zero_seeds(tmp_path):
         source="test",
     )
     assert noise_pending(run, pbt, builtin=True) is None  # no study needed to say so
+
+
+def _reruns(storage: str) -> list:
+    return optuna.load_study(study_name=noise_study_name("nf"), storage=storage).get_trials()
+
+
+def _recorded(db) -> int:
+    """Re-runs recorded so far, read without ever creating the database or its schema
+    (Optuna's storage would, racing the run that creates it)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            (count,) = con.execute(
+                "SELECT count(*) FROM trials JOIN studies USING (study_id)"
+                " WHERE study_name = ? AND state = 'COMPLETE'",
+                (noise_study_name("nf"),),
+            ).fetchone()
+        return count
+    except sqlite3.OperationalError:  # not created yet, or locked for a moment
+        return 0
+
+
+@pytest.mark.slow
+def test_a_kill_during_the_re_runs_resumes_with_the_missing_seeds_only(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    spec = _spec(noise_seeds=2, concurrency=1).to_dict()
+    spec["budget"]["trials"] = 2
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    cmd = [sys.executable, "-m", "search", "run", "space.yaml", "--out", "run"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 400
+    while not _recorded(tmp_path / "run" / "study.db") and proc.poll() is None:
+        assert time.monotonic() < deadline, "no re-run was recorded"
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)  # while the second seed runs (one at a time)
+    proc.communicate(timeout=60)
+    # (the second seed needs seconds to train: it is all but always still running;
+    # either way nothing recorded may change and no seed may run twice)
+    kept = {t.user_attrs["seed"]: t.value for t in _reruns(storage)}
+    assert 6 in kept
+
+    out = subprocess.run(
+        [sys.executable, "-m", "search", "resume", "run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "Noise floor: trial" in out.stdout
+    reruns = _reruns(storage)
+    assert [(t.user_attrs["seed"], t.state) for t in reruns] == [
+        (6, TrialState.COMPLETE),
+        (7, TrialState.COMPLETE),
+    ]
+    assert {t.user_attrs["seed"]: t.value for t in reruns if t.user_attrs["seed"] in kept} == kept
+    study = optuna.load_study(study_name="nf", storage=storage)
+    assert len(study.trials) == 2  # the search's study holds the search's trials only
