@@ -126,6 +126,11 @@ def main() -> int:
     for name, imp in importances.items():
         print(f"RESULT {name}_top2={','.join(imp.top(2))}")
     print(f"RESULT top5_color_jitter_strength={strength:.3f}")
+    if o.noise is not None:
+        print(f"RESULT noise_sd={o.noise.sd:.4f}")
+        print(f"RESULT noise_band={o.band:.4f}")
+    print(f"RESULT tied_with_best={len(o.tied)}")
+    print(f"RESULT warnings={len(o.warnings())}")
     print(f"RESULT planted_top_found={int(top_ok)}")
     print(f"RESULT {wins}_color_jitter_found={int(wins_ok)}")
     if not args.out:
