@@ -125,6 +125,10 @@ def main() -> int:
     print(f"RESULT pruning_saved={o.spent.saved:.3f}")
     for name, imp in importances.items():
         print(f"RESULT {name}_top2={','.join(imp.top(2))}")
+    for e in o.effects:
+        if e.param in (JITTER, CROP):
+            name = "jitter" if e.param == JITTER else "crop"
+            print(f"RESULT effect_{name}={e.size:+.3f} (95% CI {e.ci[0]:+.3f}..{e.ci[1]:+.3f})")
     print(f"RESULT top5_color_jitter_strength={strength:.3f}")
     if o.noise is not None:
         print(f"RESULT noise_sd={o.noise.sd:.4f}")

@@ -344,7 +344,10 @@ def _session(
     if _search_done(run, spec) and noise_pending(run, spec, builtin=trainable is None):
         init_ray(address, num_cpus=num_cpus)
         check_resources(spec)
-        measure_noise(spec, run, dataset, verbose=verbose)
+        try:
+            measure_noise(spec, run, dataset, verbose=verbose)
+        except Exception:  # the search's results stand: write them, say how to retry
+            logger.exception("the noise floor could not be measured")
     return _finish(run, spec, builtin=trainable is None, verbose=verbose)
 
 
