@@ -280,8 +280,8 @@ def caveats(o: Outcome) -> list[str]:
         found.append(
             f"The best {metric}, {best:.4g}, is within "
             + (noise if noise else "rounding")
-            + f" of its ceiling, {ceiling:g}: the metric is saturated and cannot rank "
-            "the best trials."
+            + f" of its ceiling, {ceiling:g}: the metric is saturated (or too noisy) "
+            "and cannot rank the best trials."
         )
     sign = 1 if o.direction == "maximize" else -1
     close = band if band is not None else BASELINE_CLOSE * abs(best)
@@ -296,7 +296,8 @@ def caveats(o: Outcome) -> list[str]:
             found.append(
                 f"The {label} baseline scores {value:.4g}, within "
                 + (noise if noise else f"{gap:.3g}")
-                + f" of the best trial ({best:.4g}): most of the score needs no training."
+                + f" of the best trial ({best:.4g}): the search has not beaten it "
+                "clearly; most of the score needs no training."
             )
     if o.noise is not None and o.noise.failed:
         found.append(

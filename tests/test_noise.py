@@ -204,3 +204,22 @@ def test_a_kill_during_the_re_runs_resumes_with_the_missing_seeds_only(tmp_path)
     assert {t.user_attrs["seed"]: t.value for t in reruns if t.user_attrs["seed"] in kept} == kept
     study = optuna.load_study(study_name="nf", storage=storage)
     assert len(study.trials) == 2  # the search's study holds the search's trials only
+
+
+@pytest.mark.slow
+def test_re_runs_that_raise_leave_the_tables_written_and_the_run_resumable(
+    ray_local, tmp_path, monkeypatch, caplog
+):
+    import search.noise
+    from search import run_search
+    from search.errors import RunInterrupted
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the cluster went away")
+
+    monkeypatch.setattr(search.noise, "measure_noise", broken)
+    with pytest.raises(RunInterrupted, match="before the noise floor was measured"):
+        run_search(_spec(trials=2), out=tmp_path / "run", verbose=False)
+    assert (tmp_path / "run" / "trials.parquet").exists()
+    assert "the noise floor could not be measured" in caplog.text
+    assert "RuntimeError: the cluster went away" in caplog.text  # the traceback, not hidden
