@@ -196,14 +196,15 @@ def shapes(
         if label == "shape":
             kind, hue = SHAPES[k], rng.uniform(0.0, hue_spread)
             background_hue = hue
-        else:  # a bright shape of the class's hue on a dark background of any hue
+        else:  # the class's hue, on a shape of any kind
             kind = SHAPES[rng.integers(len(SHAPES))]
             hue = (k + 0.5 + hue_spread * rng.uniform(-0.5, 0.5)) / classes
-            background_hue = rng.uniform(0.0, 1.0)
+            background_hue = hue
         saturation = rng.uniform(0.4, 1.0)
-        shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
-        if label == "colour":
-            shape_value, background_value = background_value, shape_value
+        if label == "shape":
+            shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
+        else:  # dim (below solarize's 0.5), so that only colour ops can hide the hue
+            shape_value, background_value = rng.uniform(0.1, 0.2), rng.uniform(0.3, 0.5)
         foreground = np.array(colorsys.hsv_to_rgb(hue, saturation, shape_value))
         background = np.array(colorsys.hsv_to_rgb(background_hue, saturation, background_value))
         r = rng.uniform(0.25, 0.38) * image_size
