@@ -84,7 +84,14 @@ def test_shapes_with_the_colour_as_label_plant_the_opposite_truth():
     import colorsys
 
     classes, spread = 4, 0.5
-    x, y = shapes(count=400, image_size=16, classes=classes, hue_spread=spread, label="colour")
+    x, y = shapes(
+        count=400,
+        image_size=16,
+        classes=classes,
+        hue_spread=spread,
+        label="colour",
+        background_hue="any",
+    )
     assert torch.bincount(y).tolist() == [100] * classes
     kinds, background_hues = set(), []
     for image, k in zip(x.float().div(255), y.tolist(), strict=True):
@@ -93,9 +100,9 @@ def test_shapes_with_the_colour_as_label_plant_the_opposite_truth():
         foreground = image[:, inside][:, 0]
         h_fg, _, v_fg = colorsys.rgb_to_hsv(*foreground.tolist())
         h_bg, _, v_bg = colorsys.rgb_to_hsv(*background.tolist())
-        # the bright shape's hue is in the class's band: centre (k + 1/2)/4, half-width 1/16
+        # the (dark) shape's hue is in the class's band: centre (k + 1/2)/4, half-width 1/16
         assert abs(h_fg - (k + 0.5) / classes) <= spread / classes / 2 + 0.01
-        assert v_fg - v_bg > 0.24
+        assert v_bg - v_fg > 0.24
         kinds.add(int(inside.sum()))
         background_hues.append((k, h_bg))
     # the background's hue is a nuisance: spread over the circle in every class
@@ -105,6 +112,11 @@ def test_shapes_with_the_colour_as_label_plant_the_opposite_truth():
     assert len(kinds) > 20  # shapes and sizes vary
     with pytest.raises(ValueError, match="label"):
         shapes(count=10, label="size")
+    # with the background in the class's hue too, the whole image shows the class
+    x, y = shapes(count=50, image_size=16, classes=classes, hue_spread=spread, label="colour")
+    for image, k in zip(x.float().div(255), y.tolist(), strict=True):
+        h_bg, _, _ = colorsys.rgb_to_hsv(*image[:, 0, 0].tolist())
+        assert abs(h_bg - (k + 0.5) / classes) <= spread / classes / 2 + 0.01
 
 
 def test_image_folder(tmp_path):

@@ -134,6 +134,7 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
         "hue_spread": "[0, 1]",
         "seed": "[0, inf)",
         "label": ["shape", "colour"],
+        "background_hue": ["same", "any"],
     },
 )
 def shapes(
@@ -144,6 +145,7 @@ def shapes(
     hue_spread: float = 0.7,
     rotate: bool = False,
     label: str = "shape",
+    background_hue: str = "same",
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generated shapes with planted truth: the label is the shape (or the colour).
@@ -158,13 +160,16 @@ def shapes(
     brightness vary within what its saturation, brightness and contrast factors
     span. Without grayscale, only colour jitter can hide the colour.
 
-    ``label: colour`` plants the opposite truth: the label is the hue and the
-    shape (any of the five), position and scale are the nuisances. Class ``k``'s
-    hues are centred on ``(k + 1/2) / classes`` of the circle and fill
+    ``label: colour`` plants the opposite truth: the label is the shape's hue;
+    the shape (any of the five), its position and scale are nuisances. Class
+    ``k``'s hues are centred on ``(k + 1/2) / classes`` of the circle and fill
     ``hue_spread`` of each class's share (1: neighbouring classes meet; 0.3:
-    wide gaps, an easy, near-saturated task), so strong colour jitter (a hue
-    shift up to +-0.2 at strength 1) moves images across classes and weak jitter
-    should win.
+    wide gaps, an easier task). With ``background_hue: any`` the background's
+    hue is drawn at random, a nuisance too (with ``same`` it is the shape's, and
+    the whole image shows the class). Strong colour jitter (a hue shift up to
+    +-0.2 at strength 1) moves the shape's hue across classes, so weak jitter
+    should win; solarize (which inverts channels above 0.5) leaves the dark
+    shape alone.
 
     Args:
         count: number of images (balanced over the classes).
@@ -173,6 +178,7 @@ def shapes(
         hue_spread: fraction of the hue circle the images' hues are drawn from (0..1].
         rotate: also rotate each shape at random (a nuisance no augmentation op undoes).
         label: ``shape`` (colour is a nuisance) or ``colour`` (the shape is one).
+        background_hue: ``same`` (the shape's hue) or ``any`` (drawn at random).
         seed: generator seed.
 
     Example:
@@ -188,6 +194,8 @@ def shapes(
         raise ValueError(f"hue_spread must be in (0, 1], got {hue_spread}")
     if label not in ("shape", "colour"):
         raise ValueError(f"label must be shape or colour, got {label!r}")
+    if background_hue not in ("same", "any"):
+        raise ValueError(f"background_hue must be same or any, got {background_hue!r}")
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % classes
     rng.shuffle(labels)
@@ -195,18 +203,14 @@ def shapes(
     for i, k in enumerate(labels):
         if label == "shape":
             kind, hue = SHAPES[k], rng.uniform(0.0, hue_spread)
-            background_hue = hue
         else:  # the class's hue, on a shape of any kind
             kind = SHAPES[rng.integers(len(SHAPES))]
             hue = (k + 0.5 + hue_spread * rng.uniform(-0.5, 0.5)) / classes
-            background_hue = hue
+        bg_hue = hue if background_hue == "same" else rng.uniform(0.0, 1.0)
         saturation = rng.uniform(0.4, 1.0)
-        if label == "shape":
-            shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
-        else:  # dim (below solarize's 0.5), so that only colour ops can hide the hue
-            shape_value, background_value = rng.uniform(0.1, 0.2), rng.uniform(0.3, 0.5)
+        shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
         foreground = np.array(colorsys.hsv_to_rgb(hue, saturation, shape_value))
-        background = np.array(colorsys.hsv_to_rgb(background_hue, saturation, background_value))
+        background = np.array(colorsys.hsv_to_rgb(bg_hue, saturation, background_value))
         r = rng.uniform(0.25, 0.38) * image_size
         cx, cy = rng.uniform(r + 1, image_size - r - 1, size=2)
         angle = rng.uniform(0, 2 * np.pi)  # drawn either way: rotate changes only the turn
