@@ -45,6 +45,7 @@ LOOP_METRICS: dict[str, str | None] = {
     "loss": "minimize",
     "epoch": None,
     "lr": None,
+    "mask_ratio": None,
     "train_time_s": "minimize",
     "trial_time_s": "minimize",
 }
@@ -72,6 +73,7 @@ KINDS: dict[str, str] = {
     "data": "trainables.data:DATA_SOURCES",
     "encoder": "trainables.encoders:ENCODERS",
     "masking": "trainables.masking:MASKING",
+    "ratio_schedule": "trainables.schedules:RATIO_SCHEDULES",
     "augment": "trainables.augment:AUGMENT_OPS",
     "loss_term": "trainables.objectives:LOSS_TERMS",
     "objective": "trainables.objectives:OBJECTIVES",

@@ -85,10 +85,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    """Masking strategy, ratio and per-strategy options (``mask/<strategy>/<option>``)."""
+    """Masking strategy, ratio and per-strategy options (``mask/<strategy>/<option>``).
+
+    ``ratio`` is the ratio at the start; ``schedule`` (a
+    :data:`~trainables.schedules.RATIO_SCHEDULES` name) takes it to
+    ``ratio_end`` (default: ``ratio``) over the trial's steps.
+    """
 
     strategy: str = "random"
     ratio: float = 0.75
+    schedule: str = "constant"
+    ratio_end: float | None = None
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -206,7 +213,8 @@ class TrialConfig:
         loss = dict(config.get("loss", {}))
         probe = dict(config.get("probe", {}))
         if "mask" in config:
-            config["mask"] = _split_options(mask, ("strategy", "ratio", "options"))
+            own = ("strategy", "ratio", "schedule", "ratio_end", "options")
+            config["mask"] = _split_options(mask, own)
         if "loss" in config:
             config["loss"] = _split_options(loss, ("name", "weights", "options"))
         if "probe" in config:

@@ -25,6 +25,7 @@ from trainables.errors import SSLSearchError
 from trainables.masking import make_mask
 from trainables.objectives import OBJECTIVES
 from trainables.probes import PROBES
+from trainables.schedules import ratio_at
 
 __all__ = [
     "NonFiniteLossError",
@@ -141,6 +142,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.elapsed = 0.0  # training + probing seconds so far (kept in checkpoints)
+        self.last_ratio: float | None = None  # the masking ratio of the last masked batch
 
     # -- schedule -----------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -171,12 +173,20 @@ class Trainer:
         """bf16 autocast when enabled (``train/precision``), a no-op context otherwise."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
+    def mask_ratio_at(self, step: int) -> float:
+        """The masking ratio of optimiser step ``step`` (``mask/schedule``)."""
+        m = self.cfg.mask
+        total = self.cfg.train.epochs * self.steps_per_epoch
+        return ratio_at(m.schedule, step, total, m.ratio, m.ratio_end)
+
     def sample_mask(self, batch: int) -> torch.Tensor:
+        """Masks for this step's batch, at the schedule's ratio (recorded per epoch)."""
+        self.last_ratio = self.mask_ratio_at(self.step)
         return make_mask(
             self.cfg.mask.strategy,
             batch,
             self.encoder.grid_hw,
-            self.cfg.mask.ratio,
+            self.last_ratio,
             generator=self.generator,
             **self.mask_options,
         )
@@ -188,6 +198,7 @@ class Trainer:
         bs = self.cfg.optim.batch_size
         order = torch.randperm(len(self.train_x), generator=self.generator, device=self.device)
         totals: dict[str, float] = {}
+        self.last_ratio = None
         for i in range(self.steps_per_epoch):
             lr = self.lr_at(self.step)
             for group in self.optimizer.param_groups:
@@ -211,6 +222,8 @@ class Trainer:
         self.epoch += 1
         metrics = {k: v / self.steps_per_epoch for k, v in totals.items()}
         metrics.update(epoch=self.epoch, lr=lr, train_time_s=time.perf_counter() - start)
+        if self.last_ratio is not None:  # an objective that masks: the ratio it last used
+            metrics["mask_ratio"] = self.last_ratio
         return metrics
 
     # -- evaluation ---------------------------------------------------------

@@ -102,8 +102,11 @@ def _check_mask(cfg: TrialConfig, cat: Catalogue) -> None:
     _entry(cat, "masking", cfg.mask.strategy, "mask/strategy")
     for name in cfg.mask.options:
         _entry(cat, "masking", name, f"mask/{name}")
-    if not 0.0 <= cfg.mask.ratio <= 0.95:
-        raise ConfigError("mask/ratio", f"expected a value in [0, 0.95], got {cfg.mask.ratio}")
+    _entry(cat, "ratio_schedule", cfg.mask.schedule, "mask/schedule")
+    for key in ("ratio", "ratio_end"):
+        value = getattr(cfg.mask, key)
+        if value is not None and not 0.0 <= value <= 0.95:
+            raise ConfigError(f"mask/{key}", f"expected a value in [0, 0.95], got {value}")
     given = cfg.mask.options.get(cfg.mask.strategy, {})
     check_options(cat, "masking", cfg.mask.strategy, given, f"mask/{cfg.mask.strategy}")
 
