@@ -4,7 +4,7 @@ The report opens with the answer: the best configuration as a YAML snippet to
 paste into a space file, what the study's question came out as (the best swept
 value with its interval, or the parameters that mattered, which way and how
 surely), the warnings that limit it, and what was spent; then the analyses —
-importance (PED-ANOVA and fANOVA) and effects (direction and size with 95 %
+importance (fANOVA and PED-ANOVA) and effects (direction and size with 95 %
 intervals), both on every trial at the evidence epoch
 (:mod:`analysis.evidence`), pruned trials included, and saying so; sweep
 curves with 95 % intervals over seeds, learning curves with pruned trials
@@ -208,8 +208,8 @@ def _importance(out: _Report, o: Outcome, top: int) -> None:
     importances = o.importances
     out.add("<h2>Parameter importance and effects</h2>")
     out.add(
-        "<p>Optuna's evaluators on the primary objective: PED-ANOVA (what distinguishes "
-        "the top trials) and fANOVA (variance explained), on "
+        "<p>Optuna's evaluators on the primary objective: fANOVA (variance explained) "
+        "and PED-ANOVA (what distinguishes the top trials), on "
         f"{html.escape(o.evidence.describe())}: every trial that got there, pruned ones "
         "included, so a setting the pruner stopped still counts.</p>"
     )
