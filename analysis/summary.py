@@ -97,9 +97,10 @@ def _noise(outcome: Outcome) -> list[str]:
     lines = [f"Noise floor: {outcome.noise.describe(outcome.metric)}"]
     tied = [str(r["number"]) for r in outcome.tied[1:]]
     if outcome.band is not None:
+        shown = ", ".join(tied[:10]) + (f" and {len(tied) - 10} more" if len(tied) > 10 else "")
         lines.append(
             f"Tied with the best (within {outcome.band:.3g}): "
-            + (f"trial(s) {', '.join(tied)}" if tied else "none")
+            + (f"trial(s) {shown}" if tied else "none")
         )
     return lines
 
