@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from analysis.outcome import digest
 from analysis.report import write_report
 from search import run_search
@@ -73,6 +75,14 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="override budget.epochs")
     parser.add_argument("--seed", type=int, help="override the sampler's seed (is a pass luck?)")
     parser.add_argument("--out", help="keep the run here (default: a temporary directory)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another override of the space (e.g. study.pruner.min_resource=8): "
+        "to try a change; a pass then says nothing about the shipped space",
+    )
     args = parser.parse_args()
     options, planted, wins = CASES[args.case]
     overrides: dict = {}
@@ -82,6 +92,9 @@ def main() -> int:
         overrides["budget.epochs"] = args.epochs
     if args.seed is not None:
         overrides["study.sampler.seed"] = args.seed
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
     if options:
         base = load_spec(SPACE).base["data"]
         overrides["data.options"] = {**base["options"], **options}
@@ -127,6 +140,8 @@ def main() -> int:
     )
     print(f"report: {out / 'report.html'}; wall {wall / 60:.1f} min")
     print(f"RESULT case={args.case}")
+    for item in args.set:
+        print(f"RESULT override={item}")
     print(f"RESULT wall_min={wall / 60:.1f}")
     print(f"RESULT best_knn_top1={o.ranked[0]['value']:.4f}")
     for label, value in o.baseline_values(o.metric).items():
