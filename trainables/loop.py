@@ -70,7 +70,7 @@ class Trainer:
         >>> cfg = TrialConfig.from_dict({"train": {"epochs": 1}})
         >>> trainer = Trainer(cfg, load_dataset(cfg.data))
         >>> sorted(trainer.train_epoch())
-        ['epoch', 'loss', 'loss_reconstruction', 'lr', 'train_time_s']
+        ['epoch', 'loss', 'loss_reconstruction', 'lr', 'mask_ratio', 'train_time_s']
     """
 
     def __init__(
