@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from typing import Any
 
 import optuna
@@ -23,24 +22,13 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from analysis.noise import open_noise_study
 from analysis.rundir import Attr, RunDir, open_storage
+from search.recover import best_complete
 from spaces import SearchSpec
 from spaces.compile import define_by_run
 
 __all__ = ["measure_noise", "noise_pending"]
 
 logger = logging.getLogger(__name__)
-
-
-def _incumbent(study: optuna.Study) -> FrozenTrial | None:
-    complete = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.values and math.isfinite(t.values[0])
-    ]
-    if not complete:
-        return None
-    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(complete, key=lambda t: t.values[0])
 
 
 def incumbent_config(spec: SearchSpec, incumbent: FrozenTrial) -> dict[str, Any]:
@@ -61,7 +49,7 @@ def noise_pending(
     if not builtin or spec.budget.noise_seeds < 1 or scheduler == "pbt":
         return None
     study = run.open_study()
-    incumbent = _incumbent(study)
+    incumbent = best_complete(study)
     if incumbent is None:
         return None
     noise = _noise_study(run, spec)
@@ -150,16 +138,21 @@ def _recorder(run: RunDir, spec: SearchSpec, incumbent: FrozenTrial, *, verbose:
     return Recorder(run, spec, incumbent, verbose=verbose)
 
 
-def measure_noise(spec: SearchSpec, run: RunDir, dataset: Any, *, verbose: bool) -> None:
-    """Run the incumbent's missing seeds (see the module docstring); record each in the
-    ``<study>.noise`` study as it ends. A re-run stopped early (Ctrl-C) is not recorded."""
+def measure_noise(
+    spec: SearchSpec,
+    run: RunDir,
+    dataset: Any,
+    due: tuple[FrozenTrial, list[int]],
+    *,
+    verbose: bool,
+) -> None:
+    """Run the incumbent's missing seeds, ``due`` (:func:`noise_pending`); record each in
+    the ``<study>.noise`` study as it ends. A re-run stopped early (Ctrl-C) is not
+    recorded."""
     from ray import tune
 
     from search.tuner import _trainable, _trial_name
 
-    due = noise_pending(run, spec, builtin=True)
-    if due is None:
-        return
     incumbent, seeds = due
     logger.info(
         "noise floor: re-running trial %d (%s %.4g) with seed(s) %s",

@@ -39,6 +39,7 @@ from analysis.rundir import TUNE_DIR, Attr, RunDir
 __all__ = [
     "RESUME_KEY",
     "Recovery",
+    "best_complete",
     "finished_count",
     "latest_checkpoint",
     "recover_study",
@@ -109,6 +110,19 @@ def finished_count(study: optuna.Study) -> int:
     return sum(
         1 for t in study.get_trials(deepcopy=False) if t.state in ended and not _is_interrupted(t)
     )
+
+
+def best_complete(study: optuna.Study) -> FrozenTrial | None:
+    """The best COMPLETE trial on the primary objective (None: none completed)."""
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and math.isfinite(t.values[0])
+    ]
+    if not complete:
+        return None
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(complete, key=lambda t: t.values[0])
 
 
 def _final_values(

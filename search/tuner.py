@@ -226,12 +226,10 @@ def _trainable(trainable: Any, dataset: Any) -> Any:
 
 def _best_so_far(study: optuna.Study) -> tuple[float, int] | None:
     """The primary objective's best completed value and trial (for a resumed run's progress)."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        return None
-    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    best = pick(complete, key=lambda t: t.values[0])
-    return best.values[0], best.number
+    from search.recover import best_complete
+
+    best = best_complete(study)
+    return None if best is None else (best.values[0], best.number)
 
 
 def _callbacks(spec: SearchSpec, run: RunDir, bridge: StudyBridge, *, verbose: bool) -> list:
