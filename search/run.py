@@ -341,34 +341,35 @@ def _session(
             verbose=verbose,
             reuse_actors=reuse_actors,
         )
-    if _search_done(run, spec) and noise_pending(run, spec, builtin=trainable is None):
+    finished, running = _progress(run)
+    done = not running and finished >= spec.budget.trials
+    if done and (due := noise_pending(run, spec, builtin=trainable is None)):
         init_ray(address, num_cpus=num_cpus)
         check_resources(spec)
         try:
-            measure_noise(spec, run, dataset, verbose=verbose)
+            measure_noise(spec, run, dataset, due, verbose=verbose)
         except Exception:  # the search's results stand: write them, say how to retry
             logger.exception("the noise floor could not be measured")
     return _finish(run, spec, builtin=trainable is None, verbose=verbose)
 
 
-def _search_done(run: RunDir, spec: SearchSpec) -> bool:
+def _progress(run: RunDir) -> tuple[int, int]:
+    """``(trials counted against the budget, trials still RUNNING)`` in the study."""
     import optuna
 
     from search.recover import finished_count
 
     study = run.open_study()
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return not running and finished_count(study) >= spec.budget.trials
+    return finished_count(study), len(running)
 
 
 def _finish(run: RunDir, spec: SearchSpec, *, builtin: bool, verbose: bool) -> RunResult:
     """Write the tables; raise :class:`RunInterrupted` if the run stopped before its end."""
-    import optuna
 
     from analysis.report import write_report
     from analysis.tables import write_tables
     from search.noise import noise_pending
-    from search.recover import finished_count
 
     write_tables(run.path)
     try:
@@ -382,11 +383,10 @@ def _finish(run: RunDir, spec: SearchSpec, *, builtin: bool, verbose: bool) -> R
             run.path,
             run.path,
         )
-    study = run.open_study()
-    running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-    if running or finished_count(study) < spec.budget.trials:
+    finished, running = _progress(run)
+    if running or finished < spec.budget.trials:
         raise RunInterrupted(
-            f"the run stopped with {finished_count(study)}/{spec.budget.trials} trials finished"
+            f"the run stopped with {finished}/{spec.budget.trials} trials finished"
             f" and {running} running; continue it with: sslsearch resume {run.path}"
         )
     due = noise_pending(run, spec, builtin=builtin)
