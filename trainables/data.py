@@ -174,7 +174,8 @@ def shapes(
     Args:
         count: number of images (balanced over the classes).
         image_size: side in pixels.
-        classes: how many of circle, square, triangle, star, cross to use (2..5).
+        classes: how many of circle, square, triangle, star, cross to use (2..5);
+            with ``label: colour``, how many hue classes.
         hue_spread: fraction of the hue circle the images' hues are drawn from (0..1].
         rotate: also rotate each shape at random (a nuisance no augmentation op undoes).
         label: ``shape`` (colour is a nuisance) or ``colour`` (the shape is one).
