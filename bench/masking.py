@@ -1,10 +1,12 @@
-"""MAE step time at 75 % masking vs 0 %: measured speed-up / FLOP-predicted speed-up.
+"""MAE step time at 75 % masking vs 0 %, and what attention-guided masking costs.
 
 The encoder only sees the visible tokens, so masking 75 % should cut the step's
 FLOPs by the ratio that torch's FLOP counter reports for the two steps. The
-benchmark times both steps side by side (interleaved rounds, medians) and prints
-how much of that predicted speed-up is realised; the last lines are
-``RESULT name=value``.
+benchmark times the steps side by side (interleaved rounds, medians) and prints
+how much of that predicted speed-up is realised, then the step time of
+attention-guided masking (AttMask ``high``: one extra gradient-free pass of the
+whole image through the encoder for the class-token attention) over random
+masking at the same 75 %; the last lines are ``RESULT name=value``.
 
     python bench/masking.py [--quick] [--device cpu|cuda] [--model vit_tiny_32] [--batch 64]
 """
@@ -33,11 +35,14 @@ def build(model: str, size: int, device: torch.device):
     return enc, objective, opt
 
 
-def make_step(enc, objective, opt, x, ratio, device):
+def make_step(enc, objective, opt, x, ratio, device, strategy="random"):
     gen = torch.Generator(device=device).manual_seed(0)
 
-    def sample_mask(batch):
-        return make_mask("random", batch, enc.grid_hw, ratio, generator=gen)
+    def sample_mask(images):
+        scores = enc.cls_attention(images) if strategy == "attention" else None
+        return make_mask(
+            strategy, images.shape[0], enc.grid_hw, ratio, generator=gen, scores=scores
+        )
 
     def step():
         out = objective([x], sample_mask)
@@ -80,13 +85,15 @@ def main() -> None:
     enc, objective, opt = build(args.model, args.size, device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     steps = {r: make_step(enc, objective, opt, x, r, device) for r in (0.0, 0.75)}
+    steps["attention"] = make_step(enc, objective, opt, x, 0.75, device, "attention")
     flop = {r: flops(s) for r, s in steps.items()}
     reps, rounds = (2, 2) if args.quick else (5, 5)
-    times: dict[float, list[float]] = {0.0: [], 0.75: []}
+    times: dict[float | str, list[float]] = {r: [] for r in steps}
     for _ in range(rounds):
         for r, s in steps.items():
             times[r].append(seconds(s, reps, device))
     t0, t75 = statistics.median(times[0.0]), statistics.median(times[0.75])
+    t_att = statistics.median(times["attention"])
     predicted = flop[0.0] / flop[0.75]
     measured = t0 / t75
     print(
@@ -95,9 +102,12 @@ def main() -> None:
     )
     print(f"mask 0 %:  {flop[0.0] / 1e9:7.2f} GFLOP/step  {t0 * 1e3:8.1f} ms/step")
     print(f"mask 75 %: {flop[0.75] / 1e9:7.2f} GFLOP/step  {t75 * 1e3:8.1f} ms/step")
+    print(f"attention 75 %: {flop['attention'] / 1e9:7.2f} GFLOP/step  {t_att * 1e3:8.1f} ms/step")
     print(f"RESULT flop_speedup={predicted:.2f}")
     print(f"RESULT measured_speedup={measured:.2f}")
     print(f"RESULT masking_efficiency={measured / predicted:.2f}")
+    print(f"RESULT attention_flop_cost={flop['attention'] / flop[0.75]:.2f}")
+    print(f"RESULT attention_step_cost={t_att / t75:.2f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainables.config import ConfigError, ModelConfig
-from trainables.encoders import ENCODERS, build_encoder
+from trainables.encoders import ENCODERS, attention_problem, build_encoder, timm_model_kind
 
 
 @pytest.mark.parametrize("name", sorted(n for n in ENCODERS if ENCODERS.meta(n)["attention"]))
@@ -81,3 +81,85 @@ def test_feature_kinds(kind, dim):
     assert feats.shape == (4, dim)
     if kind == "pooled":  # timm's token pooling is the class token after the final norm
         assert torch.allclose(feats, enc.features(x, "cls"), atol=1e-5)
+
+
+def test_cls_attention_is_timms_own_attention_map():
+    """Against timm's unfused attention, read where it enters the dropout."""
+    torch.manual_seed(0)
+    enc = build_encoder(ModelConfig(name="vit_digits"), image_size=8, channels=1).eval()
+    last = enc.vit.blocks[-1].attn
+    last.fused_attn = False
+    seen = []
+    last.attn_drop.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    x = torch.randn(3, 1, 8, 8)
+    enc.encode_visible(x, None)
+    reference = seen[-1][:, :, 0, 1:].mean(dim=1)  # class-token row, patches, mean of heads
+    assert torch.allclose(enc.cls_attention(x), reference, atol=1e-6)
+
+
+def set_attention_vit(logits: torch.Tensor, cls_self: float = 0.0):
+    """A one-block ViT whose class token attends to patch i with weight softmax(logits)_i.
+
+    Patch tokens are their position embeddings ``(l_i, 0, 0, 0)`` (the patch
+    projection is zero), the class token is ``(c, 0, 0, 0)``, q = k = identity
+    and no pre-attention norm: the class token's logit for patch i is
+    ``scale * c * l_i``, its own ``scale * c**2``.
+    """
+    from timm.models.vision_transformer import VisionTransformer
+    from torch import nn
+
+    from trainables.encoders import Encoder
+
+    length = logits.numel()
+    side = int(length**0.5)
+    vit = VisionTransformer(
+        img_size=side, patch_size=1, in_chans=1, num_classes=0, embed_dim=4, depth=1, num_heads=1
+    )
+    block = vit.blocks[0]
+    block.norm1 = nn.Identity()
+    c = 1.0
+    with torch.no_grad():
+        vit.patch_embed.proj.weight.zero_()
+        vit.patch_embed.proj.bias.zero_()
+        vit.pos_embed.zero_()
+        vit.pos_embed[0, 1:, 0] = logits / (block.attn.scale * c)
+        vit.cls_token.zero_()
+        vit.cls_token[0, 0, 0] = c
+        block.attn.qkv.weight.copy_(torch.eye(4).repeat(3, 1))
+        block.attn.qkv.bias.zero_()
+    return Encoder(vit).eval()
+
+
+def test_attention_masks_are_the_top_and_bottom_of_a_set_attention_map():
+    from trainables.masking import make_mask, num_masked
+
+    logits = torch.randperm(16).float() / 4  # distinct: one order of the 16 patches
+    enc = set_attention_vit(logits)
+    att = enc.cls_attention(torch.rand(5, 1, 4, 4))  # the images do not matter here
+    scale = enc.vit.blocks[0].attn.scale
+    expected = torch.softmax(torch.cat([torch.tensor([scale * 1.0]), logits]), dim=0)[1:]
+    assert torch.allclose(att, expected.expand(5, -1), atol=1e-6)
+    k = num_masked(16, 0.75)
+    order = logits.argsort(descending=True)
+    g = torch.Generator().manual_seed(0)
+    for mode, chosen in (("high", order[:k]), ("low", order[-k:])):
+        mask = make_mask("attention", 5, (4, 4), 0.75, generator=g, scores=att, mode=mode)
+        expected_mask = torch.zeros(16, dtype=torch.bool)
+        expected_mask[chosen] = True
+        assert torch.equal(mask, expected_mask.expand(5, -1)), mode
+
+
+def test_attention_problems_of_cnns_and_class_token_free_vits():
+    cnn = build_encoder(ModelConfig(name="resnet_small"), image_size=16, channels=3)
+    assert "no attention blocks" in attention_problem(cnn.model)
+    with pytest.raises(TypeError, match="no attention blocks"):
+        cnn.cls_attention(torch.rand(1, 3, 16, 16))
+    vit = build_encoder(ModelConfig(name="vit_digits"), image_size=8, channels=1)
+    assert attention_problem(vit.model) is None
+    assert timm_model_kind("resnet18") == (
+        False,
+        "'resnet18' (ResNet) has no attention blocks (not a VisionTransformer)",
+    )
+    is_vit, problem = timm_model_kind("vit_medium_patch16_gap_256")
+    assert is_vit and "has no class token" in problem
+    assert timm_model_kind("vit_tiny_patch16_224") == (True, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -72,6 +73,29 @@ def test_the_raw_input_baseline_pools_large_images_to_32_a_side(digits):
     big = torch.randint(0, 256, (5, 1, 96, 64), dtype=torch.uint8)
     assert trainer.features(big, raw=True).shape == (5, RAW_SIDE * RAW_SIDE)
     assert trainer.features(digits.val_x[:5], raw=True).shape == (5, 64)  # 8x8: as it is
+
+
+def test_a_one_epoch_trial_masks_by_the_encoders_attention(digits):
+    mask = {"strategy": "attention", "ratio": 0.75, "attention": {"mode": "high"}}
+    cfg = small(epochs=1, mask=mask, optim={"batch_size": 256})
+    trainer = Trainer(cfg, digits)
+    seen = []
+    sample = trainer.sample_mask
+
+    def record(images):
+        mask = sample(images)
+        seen.append((trainer.encoder.cls_attention(images), mask))
+        return mask
+
+    trainer.sample_mask = record
+    metrics = trainer.train_epoch()
+    assert math.isfinite(metrics["loss"]) and metrics["mask_ratio"] == 0.75
+    assert len(seen) == trainer.steps_per_epoch
+    for att, mask in seen:  # the 12 of 16 most attended tokens, as the model saw the batch
+        assert (mask.sum(dim=1) == 12).all()
+        assert (att.masked_fill(~mask, 2).amin(1) >= att.masked_fill(mask, -1).amax(1)).all()
+    again = Trainer(cfg, digits).train_epoch()  # seeded: the same masks, the same loss
+    assert again["loss"] == metrics["loss"]
 
 
 def test_checkpoint_resume_is_bit_for_bit(digits, tmp_path):

@@ -5,30 +5,74 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainables.masking import MASKING, make_mask, num_masked
+from trainables.masking import ATTENTION_MODES, MASKING, make_mask, num_masked
 
 RATIOS = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+#: every strategy, the model-scored one once per mode
+DRAWS = [(s, {}) for s in sorted(MASKING) if s != "attention"] + [
+    ("attention", {"mode": m}) for m in ATTENTION_MODES
+]
 
 
-@pytest.mark.parametrize("strategy", sorted(MASKING))
+def scores_for(batch, length, seed=100):
+    """Stand-in model scores (distinct per token) for the strategies that take them."""
+    return torch.rand(batch, length, generator=torch.Generator().manual_seed(seed))
+
+
+def draw(strategy, batch, grid, ratio, seed=0, **options):
+    scores = scores_for(batch, grid[0] * grid[1])
+    g = torch.Generator().manual_seed(seed)
+    return make_mask(strategy, batch, grid, ratio, generator=g, scores=scores, **options)
+
+
+@pytest.mark.parametrize(("strategy", "options"), DRAWS)
 @pytest.mark.parametrize("ratio", RATIOS)
 @pytest.mark.parametrize("grid", [(4, 4), (8, 8), (14, 14)])
-def test_exact_ratio(strategy, ratio, grid):
-    g = torch.Generator().manual_seed(0)
-    mask = make_mask(strategy, 16, grid, ratio, generator=g)
+def test_exact_ratio(strategy, options, ratio, grid):
+    mask = draw(strategy, 16, grid, ratio, **options)
     assert mask.dtype == torch.bool and mask.shape == (16, grid[0] * grid[1])
     assert (mask.sum(dim=1) == num_masked(grid[0] * grid[1], ratio)).all()
 
 
-@pytest.mark.parametrize("strategy", sorted(MASKING))
-def test_seeded_and_varied(strategy):
-    def draw(seed):
-        return make_mask(strategy, 8, (8, 8), 0.75, generator=torch.Generator().manual_seed(seed))
+@pytest.mark.parametrize(("strategy", "options"), DRAWS)
+def test_seeded_and_varied(strategy, options):
+    def masks(seed):
+        return draw(strategy, 8, (8, 8), 0.75, seed=seed, **options)
 
-    assert torch.equal(draw(1), draw(1))
-    assert not torch.equal(draw(1), draw(2))
-    masks = draw(3)
-    assert not all(torch.equal(masks[0], m) for m in masks[1:]), "rows must differ"
+    assert torch.equal(masks(1), masks(1))
+    if options.get("mode") in ("high", "low"):  # a function of the scores alone
+        assert torch.equal(masks(1), masks(2))
+    else:
+        assert not torch.equal(masks(1), masks(2))
+    rows = masks(3)
+    assert not all(torch.equal(rows[0], m) for m in rows[1:]), "rows must differ"
+
+
+def test_attention_masks_the_most_or_least_attended_tokens():
+    scores = scores_for(32, 64)
+    k = num_masked(64, 0.6)
+    g = torch.Generator().manual_seed(0)
+    high = make_mask("attention", 32, (8, 8), 0.6, generator=g, scores=scores)
+    low = make_mask("attention", 32, (8, 8), 0.6, generator=g, scores=scores, mode="low")
+    ranks = scores.argsort(dim=1, descending=True).argsort(dim=1)  # 0 = most attended
+    assert torch.equal(high, ranks < k)
+    assert torch.equal(low, ranks >= 64 - k)
+
+
+def test_hide_show_hides_its_share_of_the_most_attended_then_random_tokens():
+    scores = scores_for(2000, 16)
+    ranks = scores.argsort(dim=1, descending=True).argsort(dim=1)
+    k = num_masked(16, 0.5)  # 8
+    mask = draw("attention", 2000, (4, 4), 0.5, mode="hide_show", hide=0.25)
+    hidden = round(0.25 * k)  # the 2 most attended tokens of every row
+    assert mask[ranks < hidden].all()
+    # the other 6 of the 14 remaining, uniformly at random: 6/14 of each other rank
+    rest = torch.stack([mask[ranks == r].float().mean() for r in range(hidden, 16)])
+    assert torch.allclose(rest, torch.full_like(rest, 6 / 14), atol=0.05)
+    assert torch.equal(
+        draw("attention", 50, (4, 4), 0.5, mode="hide_show", hide=1.0),
+        draw("attention", 50, (4, 4), 0.5, mode="high"),
+    )
 
 
 def test_random_mask_is_uniform_over_positions():
@@ -118,6 +162,12 @@ def test_grid_is_a_checkerboard_at_half_and_evenly_spread():
 
 def test_bad_options_are_refused():
     g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="needs the model's attention scores"):
+        make_mask("attention", 2, (4, 4), 0.5, generator=g)
+    with pytest.raises(ValueError, match=r"scores must be \[2, 16\]"):
+        make_mask("attention", 2, (4, 4), 0.5, generator=g, scores=torch.rand(2, 9))
+    with pytest.raises(ValueError, match="mode must be one of high, low, hide_show"):
+        make_mask("attention", 2, (4, 4), 0.5, generator=g, scores=torch.rand(2, 16), mode="x")
     with pytest.raises(ValueError, match="colour must be one of"):
         make_mask("colour_noise", 2, (4, 4), 0.5, generator=g, colour="pink")
     with pytest.raises(ValueError, match="aspect"):

@@ -83,8 +83,8 @@ def test_every_objective_gives_a_finite_loss_and_gradients(name):
     obj = OBJECTIVES[name](enc, channels=1, model_cfg=ModelConfig())
     views = [torch.randn(4, 1, 8, 8) for _ in range(obj.num_views)]
 
-    def sample_mask(batch):
-        return torch.rand(batch, enc.num_tokens).argsort(dim=1) < 12
+    def sample_mask(images):
+        return torch.rand(images.shape[0], enc.num_tokens).argsort(dim=1) < 12
 
     out = obj(views, sample_mask)
     assert torch.isfinite(out["loss"])
@@ -186,8 +186,10 @@ def test_an_objectives_searchable_weights_are_its_terms(name):
     obj = OBJECTIVES[name](enc, channels=1, model_cfg=ModelConfig())
     assert objective_weights(name) == dict(obj.default_weights) == obj.weights
     views = [torch.randn(4, 1, 8, 8) for _ in range(obj.num_views)]
-    terms = obj.terms(views, lambda b: torch.rand(b, enc.num_tokens).argsort(dim=1) < 8)
+    terms = obj.terms(views, lambda x: torch.rand(len(x), enc.num_tokens).argsort(dim=1) < 8)
     assert set(terms) == set(objective_weights(name))
+    # what the masks apply to is declared for checks before a trial (a ViT is needed)
+    assert OBJECTIVES.meta(name)["masks"] == (name in ("mae", "hybrid"))
 
 
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
@@ -198,8 +200,8 @@ def test_total_loss_is_the_weighted_sum_of_terms(name):
     obj = OBJECTIVES[name](enc, channels=1, model_cfg=ModelConfig(), weights=weights)
     views = [torch.randn(6, 1, 8, 8) for _ in range(obj.num_views)]
 
-    def sample_mask(batch):
-        return torch.rand(batch, enc.num_tokens).argsort(dim=1) < 12
+    def sample_mask(images):
+        return torch.rand(images.shape[0], enc.num_tokens).argsort(dim=1) < 12
 
     out = obj(views, sample_mask)
     expected = sum(w * out[f"loss_{t}"] for t, w in weights.items())

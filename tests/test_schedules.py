@@ -55,8 +55,8 @@ def _recording(trainer):
     seen = []
     sample = trainer.sample_mask
 
-    def record(batch):
-        mask = sample(batch)
+    def record(images):
+        mask = sample(images)
         seen.append((trainer.step, sorted(set(mask.sum(dim=1).tolist()))))
         return mask
 

@@ -11,7 +11,7 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
     ("config", "path", "fragment"),
     [
         ({"optim": {"lrr": 1.0}}, "optim/lrr", "did you mean 'lr'"),
-        ({"mask": {"strategy": "nope"}}, "mask/strategy", "valid: block, colour_noise, grid"),
+        ({"mask": {"strategy": "nope"}}, "mask/strategy", "valid: attention, block, colour_noise"),
         ({"aug": {"blur": {}}}, "aug/blur", "unknown augmentation op 'blur'"),
         ({"probe": {"names": ["knnn"]}}, "probe/names[0]", "did you mean 'knn'"),
         ({"model": {"name": "not_a_model_xyz"}}, "model/name", "unknown encoder"),
@@ -20,6 +20,28 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
         ({"mask": {"random": {"sizee": 2}}}, "mask/random/sizee", "unknown option"),
         ({"aug": {"hflip": {"q": 0.5}}}, "aug/hflip/q", "valid: p"),
         ({"probe": {"knn": {"kk": 3}}}, "probe/knn/kk", "did you mean 'k'"),
+        (
+            {"mask": {"strategy": "attention", "attention": {"mode": "top"}}},
+            "mask/attention/mode",
+            "high, low, hide_show",
+        ),
+        (
+            {"mask": {"strategy": "attention", "attention": {"hide": 1.5}}},
+            "mask/attention/hide",
+            "in [0, 1]",
+        ),
+        (
+            {"mask": {"strategy": "colour_noise", "colour_noise": {"colour": "pink"}}},
+            "mask/colour_noise/colour",
+            "red, blue",
+        ),
+        ({"model": {"name": "resnet_small"}}, "model/name", "'mae' masks patch tokens"),
+        ({"model": {"name": "resnet18"}, "loss": {"name": "hybrid"}}, "model/name", "ViT"),
+        (
+            {"model": {"name": "vit_medium_patch16_gap_256"}, "mask": {"strategy": "attention"}},
+            "mask/strategy",
+            "'vit_medium_patch16_gap_256' (VisionTransformer) has no class token",
+        ),
     ],
 )
 def test_bad_values_name_the_key_path(config, path, fragment):
@@ -35,3 +57,11 @@ def test_parsing_alone_does_not_check_registry_names():
     assert cfg.mask.strategy == "nope"
     with pytest.raises(ConfigError):
         parse_trial_config(cfg.to_dict())
+
+
+def test_attention_masking_is_checked_only_where_something_masks():
+    # a CNN with a two-view objective: nothing is masked, the strategy does not apply
+    cfg = {"model": {"name": "resnet_small"}, "loss": {"name": "simclr"}}
+    parse_trial_config({**cfg, "mask": {"strategy": "attention"}})
+    for vit in ("vit_digits", "vit_tiny_patch16_224"):
+        parse_trial_config({"model": {"name": vit}, "mask": {"strategy": "attention"}})

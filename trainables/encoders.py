@@ -14,13 +14,21 @@ from typing import Any
 import timm
 import torch
 from timm.models.resnet import BasicBlock, ResNet
-from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer import Attention, VisionTransformer
 from torch import nn
 
 from trainables._registry import Registry
 from trainables.config import ConfigError, ModelConfig
 
-__all__ = ["ENCODERS", "Encoder", "build_encoder", "check_timm_name", "register_encoder"]
+__all__ = [
+    "ENCODERS",
+    "Encoder",
+    "attention_problem",
+    "build_encoder",
+    "check_timm_name",
+    "register_encoder",
+    "timm_model_kind",
+]
 
 #: Named encoders: ``(*, image_size, channels, **size) -> timm model``. Their size
 #: options are the ``model/`` overrides (``patch_size``, ``embed_dim``, ...) they take;
@@ -98,12 +106,39 @@ def check_timm_name(name: str) -> None:
     )
 
 
+def attention_problem(model: nn.Module, name: str | None = None) -> str | None:
+    """Why the class token's attention cannot be read from ``model`` (None: it can).
+
+    Attention-guided masking needs a timm VisionTransformer with a class
+    token whose last block uses timm's ``Attention`` (qkv, heads, q/k norms).
+    ``name`` is how messages call the model (default: its class).
+    """
+    name = f"'{name}' ({type(model).__name__})" if name else type(model).__name__
+    if not isinstance(model, VisionTransformer):
+        return f"{name} has no attention blocks (not a VisionTransformer)"
+    if model.cls_token is None:
+        return f"{name} has no class token, so no class-token attention"
+    last = model.blocks[-1] if len(model.blocks) else None
+    if last is None or not isinstance(getattr(last, "attn", None), Attention):
+        return f"{name}'s last block does not use timm's Attention"
+    return None
+
+
+def timm_model_kind(name: str) -> tuple[bool, str | None]:
+    """``(is a VisionTransformer, why its attention cannot be read or None)`` for the
+    timm model ``name``, built on the meta device (no memory, no weights)."""
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+    return isinstance(model, VisionTransformer), attention_problem(model, name)
+
+
 class Encoder(nn.Module):
     """A timm model plus what trials need of it.
 
-    For a timm VisionTransformer: MAE-style visible-token encoding and
-    class-token / mean-token / pooled features. For any other timm model
-    (a ResNet, ...): pooled features only.
+    For a timm VisionTransformer: MAE-style visible-token encoding,
+    class-token / mean-token / pooled features and the class token's attention
+    to the patches (:meth:`cls_attention`). For any other timm model (a
+    ResNet, ...): pooled features only.
 
     Attributes:
         model: the timm model (``num_classes=0``).
@@ -130,16 +165,8 @@ class Encoder(nn.Module):
     def num_tokens(self) -> int:
         return self.grid_hw[0] * self.grid_hw[1]
 
-    def encode_visible(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Encode only the tokens where ``mask`` is False (MAE encoder).
-
-        Args:
-            x: images ``[B, C, H, W]``.
-            mask: bool ``[B, L]`` with the same number of True per row, or None.
-
-        Returns:
-            ``[B, 1 + L_visible, D]``: class token then visible tokens, in order.
-        """
+    def _tokens(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Embedded tokens before the blocks: class token, then the visible patches."""
         vit = self.vit
         if vit is None:
             raise TypeError(f"{type(self.model).__name__} has no tokens: MAE needs a ViT")
@@ -153,9 +180,50 @@ class Encoder(nn.Module):
         if vit.cls_token is not None:
             cls = (vit.cls_token + vit.pos_embed[:, :1, :]).expand(tokens.shape[0], -1, -1)
             tokens = torch.cat([cls, tokens], dim=1)
-        tokens = vit.norm_pre(tokens)
-        tokens = vit.blocks(tokens)
-        return vit.norm(tokens)
+        return vit.norm_pre(tokens)
+
+    def encode_visible(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Encode only the tokens where ``mask`` is False (MAE encoder).
+
+        Args:
+            x: images ``[B, C, H, W]``.
+            mask: bool ``[B, L]`` with the same number of True per row, or None.
+
+        Returns:
+            ``[B, 1 + L_visible, D]``: class token then visible tokens, in order.
+        """
+        return self.vit.norm(self.vit.blocks(self._tokens(x, mask)))  # type: ignore[union-attr]
+
+    @torch.no_grad()
+    def cls_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The class token's attention to each patch in the last block, mean over heads.
+
+        The whole image goes through the encoder (no token is hidden), without
+        gradients; the softmax runs over all tokens, the class token's own
+        share is dropped. Returns ``[B, L]`` floats (row sums below 1).
+
+        Example:
+            >>> enc = build_encoder(ModelConfig(name="vit_digits"), image_size=8, channels=1)
+            >>> enc.cls_attention(torch.rand(2, 1, 8, 8)).shape
+            torch.Size([2, 16])
+        """
+        problem = attention_problem(self.model)
+        if problem:
+            raise TypeError(f"attention-guided masking needs a ViT's attention: {problem}")
+        vit = self.vit
+        tokens = self._tokens(x, None)
+        for block in vit.blocks[:-1]:
+            tokens = block(tokens)
+        last = vit.blocks[-1]
+        attn = last.attn
+        h = last.norm1(tokens)
+        batch, length, _ = h.shape
+        qkv = attn.qkv(h).reshape(batch, length, 3, attn.num_heads, attn.head_dim)
+        q, k, _ = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)  # [B, heads, 1, N]
+        weights = logits.float().softmax(dim=-1)[:, :, 0, vit.num_prefix_tokens :]
+        return weights.mean(dim=1)
 
     def features(self, x: torch.Tensor, kind: str = "cls") -> torch.Tensor:
         """Frozen features of whole images.

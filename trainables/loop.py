@@ -20,9 +20,9 @@ import torch
 from trainables.augment import build_pipeline
 from trainables.config import ConfigError, TrialConfig
 from trainables.data import Dataset
-from trainables.encoders import build_encoder
+from trainables.encoders import attention_problem, build_encoder
 from trainables.errors import SSLSearchError
-from trainables.masking import make_mask
+from trainables.masking import MASKING, make_mask
 from trainables.objectives import OBJECTIVES
 from trainables.probes import PROBES
 from trainables.schedules import ratio_at
@@ -123,6 +123,15 @@ class Trainer:
         if cfg.aug.view2 is not None:
             self.augments.append(build_pipeline(cfg.aug.view2, image_size=size, channels=channels))
         self.mask_options = dict(cfg.mask.options.get(cfg.mask.strategy, {}))
+        self.mask_scores = MASKING.meta(cfg.mask.strategy).get("scores")  # model-derived
+        if self.mask_scores == "attention" and self.objective.masks_tokens:
+            problem = attention_problem(self.encoder.model, cfg.model.name)
+            if problem:
+                raise ConfigError(
+                    "mask/strategy",
+                    f"'{cfg.mask.strategy}' masks by the encoder's class-token attention: "
+                    f"{problem}",
+                )
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
         opt = cfg.optim
         decay, no_decay = [], []
@@ -179,15 +188,18 @@ class Trainer:
         total = self.cfg.train.epochs * self.steps_per_epoch
         return ratio_at(m.schedule, step, total, m.ratio, m.ratio_end)
 
-    def sample_mask(self, batch: int) -> torch.Tensor:
-        """Masks for this step's batch, at the schedule's ratio (recorded per epoch)."""
+    def sample_mask(self, images: torch.Tensor) -> torch.Tensor:
+        """Masks for the view ``images`` about to be encoded, at the schedule's ratio
+        (recorded per epoch); the encoder's attention to it when the strategy asks."""
         self.last_ratio = self.mask_ratio_at(self.step)
+        scores = self.encoder.cls_attention(images) if self.mask_scores == "attention" else None
         return make_mask(
             self.cfg.mask.strategy,
-            batch,
+            images.shape[0],
             self.encoder.grid_hw,
             self.last_ratio,
             generator=self.generator,
+            scores=scores,
             **self.mask_options,
         )
 

@@ -7,6 +7,12 @@ Contract (every entry of :data:`MASKING`)::
 ``True`` means masked. Every row masks exactly ``round(ratio * H * W)``
 tokens, the whole batch is drawn at once on ``generator.device``, and the
 same generator state gives the same masks.
+
+A strategy that masks by what the model makes of the batch registers with
+``scores="attention"`` and takes a keyword ``scores: Tensor[batch, H*W]``:
+the trainer then computes them (:meth:`trainables.encoders.Encoder.cls_attention`,
+no gradients) before each masked batch. Data-independent strategies never
+pay for them; :data:`SCORES` names the kinds a trainer can supply.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ import torch
 from trainables._registry import Registry
 
 __all__ = [
+    "ATTENTION_MODES",
     "COLOURS",
     "MASKING",
+    "SCORES",
+    "attention_mask",
     "block_mask",
     "colour_noise_mask",
     "grid_mask",
@@ -34,9 +43,12 @@ __all__ = [
 
 MaskFn = Callable[..., torch.Tensor]
 MASKING: Registry[MaskFn] = Registry(
-    "masking strategy", reserved=("batch", "grid_hw", "ratio", "generator")
+    "masking strategy", reserved=("batch", "grid_hw", "ratio", "generator", "scores")
 )
 register_masking = MASKING.register
+
+#: The model-derived scores a strategy may ask for (``register_masking(..., scores=...)``).
+SCORES = ("attention",)
 
 
 def num_masked(num_tokens: int, ratio: float) -> int:
@@ -263,7 +275,9 @@ def grid_mask(
 COLOURS = ("red", "blue", "green", "purple")
 
 
-@register_masking("colour_noise", limits={"cutoff": "(0, 1)", "bandwidth": "(0, inf)"})
+@register_masking(
+    "colour_noise", limits={"colour": COLOURS, "cutoff": "(0, 1)", "bandwidth": "(0, inf)"}
+)
 def colour_noise_mask(
     batch: int,
     grid_hw: tuple[int, int],
@@ -297,6 +311,55 @@ def colour_noise_mask(
     return mask_from_scores(filtered.flatten(1), ratio)
 
 
+#: AttMask's choices: hide the most attended tokens, the least, or a mix with random ones.
+ATTENTION_MODES = ("high", "low", "hide_show")
+
+
+@register_masking(
+    "attention", scores="attention", limits={"mode": ATTENTION_MODES, "hide": "[0, 1]"}
+)
+def attention_mask(
+    batch: int,
+    grid_hw: tuple[int, int],
+    ratio: float,
+    *,
+    generator: torch.Generator,
+    scores: torch.Tensor,
+    mode: str = "high",
+    hide: float = 0.5,
+) -> torch.Tensor:
+    """AttMask (Kakogeorgiou et al. 2022): mask by the encoder's class-token attention.
+
+    Args:
+        scores: ``[batch, H*W]`` attention of the class token to each patch.
+        mode: ``high`` hides the most attended tokens (the hardest task),
+            ``low`` the least attended, ``hide_show`` hides ``hide`` of the
+            masked count from the most attended and the rest at random among
+            the others (``hide=1`` is ``high``, ``hide=0`` is ``random``).
+        hide: share of the masked tokens taken from the most attended (``hide_show``).
+
+    Example:
+        >>> att = torch.tensor([[0.1, 0.4, 0.2, 0.3]])
+        >>> g = torch.Generator().manual_seed(0)
+        >>> attention_mask(1, (2, 2), 0.5, generator=g, scores=att).int().tolist()
+        [[0, 1, 0, 1]]
+        >>> attention_mask(1, (2, 2), 0.5, generator=g, scores=att, mode="low").int().tolist()
+        [[1, 0, 1, 0]]
+    """
+    length = grid_hw[0] * grid_hw[1]
+    if tuple(scores.shape) != (batch, length):
+        raise ValueError(f"scores must be [{batch}, {length}], got {list(scores.shape)}")
+    if mode not in ATTENTION_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ATTENTION_MODES)}, got {mode!r}")
+    if mode == "high":
+        return mask_from_scores(scores, ratio)
+    if mode == "low":
+        return mask_from_scores(-scores, ratio)
+    hidden = mask_from_scores(scores, num_masked(length, ratio) * hide / length)
+    noise = _uniform(generator, batch, length)  # in [0, 1): below every hidden token's 2
+    return mask_from_scores(noise + 2.0 * hidden, ratio)
+
+
 def make_mask(
     strategy: str,
     batch: int,
@@ -304,7 +367,15 @@ def make_mask(
     ratio: float,
     *,
     generator: torch.Generator,
+    scores: torch.Tensor | None = None,
     **options: object,
 ) -> torch.Tensor:
-    """Look up ``strategy`` and draw a batch of masks."""
-    return MASKING.lookup(strategy)(batch, grid_hw, ratio, generator=generator, **options)
+    """Look up ``strategy`` and draw a batch of masks (``scores`` for a strategy that
+    registered ``scores=...``; ignored by the others)."""
+    fn = MASKING.lookup(strategy)
+    kind = MASKING.meta(strategy).get("scores")
+    if kind is None:
+        return fn(batch, grid_hw, ratio, generator=generator, **options)
+    if scores is None:
+        raise ValueError(f"masking strategy '{strategy}' needs the model's {kind} scores")
+    return fn(batch, grid_hw, ratio, generator=generator, scores=scores, **options)

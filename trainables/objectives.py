@@ -61,7 +61,12 @@ def register_objective(
     """Register an objective factory; its searchable term weights are ``objective``'s
     ``default_weights`` (``loss/weights/<term>``), recorded with the entry; ``limits``
     bound its options (see :meth:`~trainables._registry.Registry.register`)."""
-    return OBJECTIVES.register(name, limits=limits, weights=dict(objective.default_weights))
+    return OBJECTIVES.register(
+        name,
+        limits=limits,
+        weights=dict(objective.default_weights),
+        masks=objective.masks_tokens,
+    )
 
 
 def objective_weights(name: str) -> dict[str, float]:
@@ -74,7 +79,9 @@ def objective_weights(name: str) -> dict[str, float]:
     return dict(OBJECTIVES.meta(name)["weights"])
 
 
-MaskSampler = Callable[[int], torch.Tensor]
+#: ``images [B, C, H, W] -> bool [B, L]``: masks for the view about to be encoded (a
+#: strategy may look at the images through the encoder, e.g. its attention).
+MaskSampler = Callable[[torch.Tensor], torch.Tensor]
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -202,10 +209,12 @@ class Objective(nn.Module):
     """Base of objectives: ``num_views`` views in, weighted terms out.
 
     Subclasses set ``num_views`` and ``default_weights`` and implement
-    :meth:`terms`; :meth:`forward` weights and sums them.
+    :meth:`terms`; :meth:`forward` weights and sums them. ``masks_tokens``: the
+    objective hides patch tokens (it needs a ViT, and ``mask/`` applies to it).
     """
 
     num_views: int = 1
+    masks_tokens: ClassVar[bool] = False
     default_weights: ClassVar[Mapping[str, float]] = {}
 
     def __init__(self, encoder: Encoder, weights: Mapping[str, float] | None) -> None:
@@ -291,6 +300,7 @@ class MAEObjective(Objective):
     """Masked autoencoder: encode visible tokens, decode all, reconstruct masked pixels."""
 
     num_views = 1
+    masks_tokens = True
     default_weights: ClassVar[Mapping[str, float]] = {"reconstruction": 1.0}
 
     def __init__(
@@ -315,7 +325,7 @@ class MAEObjective(Objective):
 
     def terms(self, views: list[torch.Tensor], sample_mask: MaskSampler) -> dict:
         images = views[0]
-        loss, _ = self.reconstruct(images, sample_mask(images.shape[0]))
+        loss, _ = self.reconstruct(images, sample_mask(images))
         return {"reconstruction": loss}
 
 
@@ -415,9 +425,8 @@ class HybridObjective(MAEObjective):
         self.head = projector(encoder.embed_dim, proj_hidden, proj_dim)
 
     def terms(self, views: list[torch.Tensor], sample_mask: MaskSampler) -> dict:
-        batch = views[0].shape[0]
-        rec1, lat1 = self.reconstruct(views[0], sample_mask(batch))
-        rec2, lat2 = self.reconstruct(views[1], sample_mask(batch))
+        rec1, lat1 = self.reconstruct(views[0], sample_mask(views[0]))
+        rec2, lat2 = self.reconstruct(views[1], sample_mask(views[1]))
         z1, z2 = self.head(lat1[:, 0]), self.head(lat2[:, 0])
         return {
             "reconstruction": (rec1 + rec2) / 2,

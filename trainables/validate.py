@@ -94,8 +94,37 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
     _check_mask(cfg, cat)
     _check_aug(cfg, cat)
     _check_loss(cfg, cat)
+    _check_encoder_fits(cfg, cat)
     _check_probes(cfg, cat)
     _check_ranges(cfg)
+
+
+def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
+    """An objective that masks tokens needs a ViT; a strategy that masks by attention
+    needs one whose class-token attention can be read (not a CNN)."""
+    if not cat.entry("objective", cfg.loss.name).meta.get("masks"):
+        return
+    scores = cat.entry("masking", cfg.mask.strategy).meta.get("scores")
+    name = cfg.model.name
+    if name in cat.names("encoder"):
+        has = bool(cat.entry("encoder", name).meta.get("attention"))
+        tokens, problem = has, None if has else f"{name} has no attention blocks"
+    else:  # a timm model: build it on the meta device (no memory, no weights) and look
+        from trainables.encoders import timm_model_kind
+
+        tokens, problem = timm_model_kind(name)
+    if not tokens:
+        vits = [n for n in cat.names("encoder") if cat.entry("encoder", n).meta.get("attention")]
+        raise ConfigError(
+            "model/name",
+            f"'{cfg.loss.name}' masks patch tokens and needs a VisionTransformer; "
+            f"'{name}' is not one (use {', '.join(vits)} or a timm ViT, e.g. vit_tiny_patch16_224)",
+        )
+    if scores == "attention" and problem:
+        raise ConfigError(
+            "mask/strategy",
+            f"'{cfg.mask.strategy}' masks by the encoder's class-token attention: {problem}",
+        )
 
 
 def _check_mask(cfg: TrialConfig, cat: Catalogue) -> None:
