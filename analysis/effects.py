@@ -83,7 +83,8 @@ class Effect:
             word = "higher" if self.better == self.high else "lower"
             lead = f"{word} `{self.param}` is better"
         else:
-            lead = f"`{self.param}` = {_show(self.better)} is better"
+            worse = self.low if self.better == self.high else self.high
+            lead = f"`{self.param}`: {_show(self.better)} is better than {_show(worse)}"
         return f"{lead}: {self.size:+.3g} {metric} from {span} ({ci}; {self.n} trials)"
 
 

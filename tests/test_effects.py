@@ -67,7 +67,7 @@ def test_intervals_hold_the_truth_and_decide_direction_and_sentences():
     assert w.ci[0] < 0 < w.ci[1] and not w.determined and w.better is None
     assert w.sentence("knn").startswith("`w`: not determined from 40 trials (")
     assert d.determined and d.better == "d"
-    assert d.sentence("knn").startswith("`c` = d is better: +0.")
+    assert d.sentence("knn").startswith("`c`: d is better than a: +0.")
     assert next(iter(found.values())).param == "x"  # largest effect first
 
 
