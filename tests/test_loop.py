@@ -75,9 +75,10 @@ def test_the_raw_input_baseline_pools_large_images_to_32_a_side(digits):
     assert trainer.features(digits.val_x[:5], raw=True).shape == (5, 64)  # 8x8: as it is
 
 
-def test_a_one_epoch_trial_masks_by_the_encoders_attention(digits):
+@pytest.mark.parametrize(("loss", "views"), [("mae", 1), ("hybrid", 2)])
+def test_a_one_epoch_trial_masks_by_the_encoders_attention(digits, loss, views):
     mask = {"strategy": "attention", "ratio": 0.75, "attention": {"mode": "high"}}
-    cfg = small(epochs=1, mask=mask, optim={"batch_size": 256})
+    cfg = small(epochs=1, mask=mask, optim={"batch_size": 256}, loss={"name": loss})
     trainer = Trainer(cfg, digits)
     seen = []
     sample = trainer.sample_mask
@@ -90,7 +91,7 @@ def test_a_one_epoch_trial_masks_by_the_encoders_attention(digits):
     trainer.sample_mask = record
     metrics = trainer.train_epoch()
     assert math.isfinite(metrics["loss"]) and metrics["mask_ratio"] == 0.75
-    assert len(seen) == trainer.steps_per_epoch
+    assert len(seen) == views * trainer.steps_per_epoch  # each view masked by its own attention
     for att, mask in seen:  # the 12 of 16 most attended tokens, as the model saw the batch
         assert (mask.sum(dim=1) == 12).all()
         assert (att.masked_fill(~mask, 2).amin(1) >= att.masked_fill(mask, -1).amax(1)).all()
