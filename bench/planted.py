@@ -15,7 +15,10 @@ three cases (``--case``):
   shape, its position and scale and the background's hue are nuisances.
   Colour-jitter strength must rank first and the best trials must use weak
   colour jitter (one trial each, crop 0.5: strength 1/16 reaches kNN 0.79,
-  strength 1 0.59; the random-init encoder 0.44).
+  strength 1 0.59; the random-init encoder 0.44). Measured over a whole
+  unpruned study this data does not hold that truth: crop ties with jitter
+  and jitter's best is near the middle (README, "Measured"); the case stays
+  as the record of that until a clearer one replaces it.
 - ``colour-easy``: the same with 3 well-separated hue bands, a near-saturated
   task (strength 1/16: 0.95, strength 1: 0.92), where the differences are small
   and the answer must still be right.
