@@ -172,3 +172,13 @@ def test_bad_options_are_refused():
         make_mask("colour_noise", 2, (4, 4), 0.5, generator=g, colour="pink")
     with pytest.raises(ValueError, match="aspect"):
         make_mask("block", 2, (4, 4), 0.5, generator=g, aspect=2.0)
+
+
+def test_a_strategy_may_ask_only_for_scores_a_trainer_supplies():
+    from trainables.masking import register_masking
+
+    with pytest.raises(ValueError, match="scores must be one of"):
+        register_masking("saliency_first", scores="saliency")
+    assert "saliency_first" not in MASKING
+    assert MASKING.meta("attention")["scores"] == "attention"
+    assert "scores" not in MASKING.meta("random") and "scores" not in MASKING.options("attention")

@@ -26,6 +26,7 @@ from trainables.masking import MASKING, make_mask
 from trainables.objectives import OBJECTIVES
 from trainables.probes import PROBES
 from trainables.schedules import ratio_at
+from trainables.validate import attention_refusal
 
 __all__ = [
     "NonFiniteLossError",
@@ -126,12 +127,8 @@ class Trainer:
         self.mask_scores = MASKING.meta(cfg.mask.strategy).get("scores")  # model-derived
         if self.mask_scores == "attention" and self.objective.masks_tokens:
             problem = attention_problem(self.encoder.model, cfg.model.name)
-            if problem:
-                raise ConfigError(
-                    "mask/strategy",
-                    f"'{cfg.mask.strategy}' masks by the encoder's class-token attention: "
-                    f"{problem}",
-                )
+            if problem:  # checked before any trial too; this guards a direct Trainer
+                raise attention_refusal(cfg.mask.strategy, problem)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
         opt = cfg.optim
         decay, no_decay = [], []

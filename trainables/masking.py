@@ -18,7 +18,8 @@ pay for them; :data:`SCORES` names the kinds a trainer can supply.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -45,10 +46,27 @@ MaskFn = Callable[..., torch.Tensor]
 MASKING: Registry[MaskFn] = Registry(
     "masking strategy", reserved=("batch", "grid_hw", "ratio", "generator", "scores")
 )
-register_masking = MASKING.register
-
 #: The model-derived scores a strategy may ask for (``register_masking(..., scores=...)``).
 SCORES = ("attention",)
+
+
+def register_masking(
+    name: str,
+    *,
+    scores: str | None = None,
+    limits: Mapping[str, Any] | None = None,
+    **metadata: Any,
+) -> Callable[[MaskFn], MaskFn]:
+    """Register a masking strategy (see :meth:`~trainables._registry.Registry.register`).
+
+    ``scores``: the model-derived scores the strategy takes as its ``scores``
+    keyword, one of :data:`SCORES` (None: a data-independent strategy).
+    """
+    if scores is not None:
+        if scores not in SCORES:
+            raise ValueError(f"masking strategy '{name}': scores must be one of {SCORES}")
+        metadata["scores"] = scores
+    return MASKING.register(name, limits=limits, **metadata)
 
 
 def num_masked(num_tokens: int, ratio: float) -> int:

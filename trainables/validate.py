@@ -25,7 +25,7 @@ from trainables.catalogue import Catalogue, live
 from trainables.config import ConfigError, TrialConfig
 from trainables.errors import shown
 
-__all__ = ["check_options", "parse_trial_config", "validate"]
+__all__ = ["attention_refusal", "check_options", "parse_trial_config", "validate"]
 
 
 def parse_trial_config(
@@ -121,10 +121,14 @@ def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
             f"'{name}' is not one (use {', '.join(vits)} or a timm ViT, e.g. vit_tiny_patch16_224)",
         )
     if scores == "attention" and problem:
-        raise ConfigError(
-            "mask/strategy",
-            f"'{cfg.mask.strategy}' masks by the encoder's class-token attention: {problem}",
-        )
+        raise attention_refusal(cfg.mask.strategy, problem)
+
+
+def attention_refusal(strategy: str, problem: str) -> ConfigError:
+    """The error for an attention-guided ``strategy`` on an encoder with ``problem``."""
+    return ConfigError(
+        "mask/strategy", f"'{strategy}' masks by the encoder's class-token attention: {problem}"
+    )
 
 
 def _check_mask(cfg: TrialConfig, cat: Catalogue) -> None:
