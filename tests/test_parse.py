@@ -121,7 +121,7 @@ def test_unknown_masking_strategy_lists_valid_ones(tmp_path):
     assert line.startswith(
         f"{path}:2 params/mask/strategy: unknown masking strategy 'checkerboard'"
     )
-    assert "valid: block, colour_noise, grid, inverse_block, random" in line
+    assert "valid: attention, block, colour_noise, grid, inverse_block, random" in line
 
 
 def test_unknown_trial_key_in_a_param_names_the_param(tmp_path):
