@@ -12,7 +12,7 @@ option, a changed default or metric).
 Example:
     >>> cat = shipped()
     >>> cat.names("masking")[:2], cat.entry("probe", "knn").meta["metrics"]["knn_top1"]
-    (['block', 'colour_noise'], 'maximize')
+    (['attention', 'block'], 'maximize')
 """
 
 from __future__ import annotations
