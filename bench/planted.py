@@ -59,12 +59,12 @@ SAVED = 0.3
 CASES = {
     "shape": ({}, {JITTER, CROP}, "strong"),
     "colour": (
-        {"label": "colour", "classes": 5, "hue_spread": 0.7, "background_hue": "any"},
+        {"label": "colour", "classes": 5, "hue_spread": 1.0, "hue_range": 0.15},
         {JITTER},
         "weak",
     ),
     "colour-easy": (
-        {"label": "colour", "classes": 3, "hue_spread": 0.3, "background_hue": "any"},
+        {"label": "colour", "classes": 5, "hue_spread": 0.7, "hue_range": 0.25},
         {JITTER},
         "weak",
     ),

@@ -119,6 +119,27 @@ def test_shapes_with_the_colour_as_label_plant_the_opposite_truth():
         assert abs(h_bg - (k + 0.5) / classes) <= spread / classes / 2 + 0.01
 
 
+def test_shapes_hue_range_packs_the_colour_classes_into_an_arc():
+    import colorsys
+
+    classes, spread, arc = 5, 0.7, 0.25
+    x, y = shapes(
+        count=200, image_size=16, classes=classes, hue_spread=spread, hue_range=arc, label="colour"
+    )
+    hues = {k: [] for k in range(classes)}
+    for image, k in zip(x.float().div(255), y.tolist(), strict=True):
+        hues[k].append(colorsys.rgb_to_hsv(*image[:, 0, 0].tolist())[0])
+    share = arc / classes  # 0.05 of the circle per class
+    for k, hs in hues.items():
+        centre = (k + 0.5) * share
+        assert max(abs(h - centre) for h in hs) <= spread * share / 2 + 0.005
+        assert max(hs) - min(hs) > 0.8 * spread * share  # the band is filled
+    assert max(max(hs) for hs in hues.values()) < arc
+    for bad, label in ((0.0, "colour"), (1.5, "colour"), (0.5, "shape")):
+        with pytest.raises(ValueError, match="hue_range"):
+            shapes(count=10, hue_range=bad, label=label)
+
+
 def test_image_folder(tmp_path):
     for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
         (tmp_path / cls).mkdir()

@@ -132,6 +132,7 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
         "image_size": "[8, 512]",
         "classes": "[2, 5]",
         "hue_spread": "[0, 1]",
+        "hue_range": "[0, 1]",
         "seed": "[0, inf)",
         "label": ["shape", "colour"],
         "background_hue": ["same", "any"],
@@ -143,6 +144,7 @@ def shapes(
     image_size: int = 32,
     classes: int = 5,
     hue_spread: float = 0.7,
+    hue_range: float = 1.0,
     rotate: bool = False,
     label: str = "shape",
     background_hue: str = "same",
@@ -164,7 +166,10 @@ def shapes(
     the shape (any of the five), its position and scale are nuisances. Class
     ``k``'s hues are centred on ``(k + 1/2) / classes`` of the circle and fill
     ``hue_spread`` of each class's share (1: neighbouring classes meet; 0.3:
-    wide gaps, an easier task). With ``background_hue: any`` the background's
+    wide gaps, an easier task); ``hue_range`` packs the classes into that share
+    of the circle (0.25 with 5 classes: 0.05 of hue per class, so the +-0.2 hue
+    shift of strength 1 crosses several classes and the +-0.0125 of strength
+    1/16 stays within one). With ``background_hue: any`` the background's
     hue is drawn at random, a nuisance too (with ``same`` it is the shape's, and
     the whole image shows the class). Strong colour jitter (a hue shift up to
     +-0.2 at strength 1) moves the shape's hue across classes, so weak jitter
@@ -177,6 +182,8 @@ def shapes(
         classes: how many of circle, square, triangle, star, cross to use (2..5);
             with ``label: colour``, how many hue classes.
         hue_spread: fraction of the hue circle the images' hues are drawn from (0..1].
+        hue_range: with ``label: colour``, the share of the hue circle the classes
+            fill (0..1]; must stay 1 with ``label: shape``.
         rotate: also rotate each shape at random (a nuisance no augmentation op undoes).
         label: ``shape`` (colour is a nuisance) or ``colour`` (the shape is one).
         background_hue: ``same`` (the shape's hue) or ``any`` (drawn at random).
@@ -195,6 +202,10 @@ def shapes(
         raise ValueError(f"hue_spread must be in (0, 1], got {hue_spread}")
     if label not in ("shape", "colour"):
         raise ValueError(f"label must be shape or colour, got {label!r}")
+    if not 0 < hue_range <= 1 or (label == "shape" and hue_range != 1):
+        raise ValueError(
+            f"hue_range must be in (0, 1], and 1 unless label is colour; got {hue_range}"
+        )
     if background_hue not in ("same", "any"):
         raise ValueError(f"background_hue must be same or any, got {background_hue!r}")
     rng = np.random.default_rng(seed)
@@ -206,7 +217,7 @@ def shapes(
             kind, hue = SHAPES[k], rng.uniform(0.0, hue_spread)
         else:  # the class's hue, on a shape of any kind
             kind = SHAPES[rng.integers(len(SHAPES))]
-            hue = (k + 0.5 + hue_spread * rng.uniform(-0.5, 0.5)) / classes
+            hue = hue_range * (k + 0.5 + hue_spread * rng.uniform(-0.5, 0.5)) / classes
         bg_hue = hue if background_hue == "same" else rng.uniform(0.0, 1.0)
         saturation = rng.uniform(0.4, 1.0)
         shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
