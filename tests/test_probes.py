@@ -17,6 +17,7 @@ from trainables.probes import (
     alpha_req,
     knn,
     knn_scores,
+    lidar,
     linear,
     rankme,
 )
@@ -158,6 +159,52 @@ def test_alpha_req_recovers_a_planted_power_law(alpha):
     out = alpha_req(z, None, z, None)
     assert out["alpha_req_alpha"] == pytest.approx(alpha, abs=0.08)
     assert out["alpha_req"] == pytest.approx(abs(out["alpha_req_alpha"] - 1.0))
+
+
+def _lidar_numpy(views, delta=1e-4, eps=1e-7):
+    """LiDAR written out per image, with scipy's matrix square root."""
+    from scipy.linalg import sqrtm
+
+    z = np.stack(views, axis=1)  # n, q, d
+    n, q, d = z.shape
+    mu = z.mean(axis=1)
+    grand = mu.mean(axis=0)
+    s_b = sum(np.outer(m - grand, m - grand) for m in mu) / (n - 1)
+    s_w = sum(np.outer(z[i, j] - mu[i], z[i, j] - mu[i]) for i in range(n) for j in range(q))
+    s_w = s_w / (n * (q - 1))
+    scale = np.concatenate([mu, (z - mu[:, None]).reshape(n * q, d)]).var(axis=0, ddof=1).mean()
+    s_w = s_w + delta * scale * np.eye(d)
+    root = np.linalg.inv(np.real(sqrtm(s_w)))
+    lam = np.clip(np.linalg.eigvalsh(root @ s_b @ root), 0, None)
+    p = lam / lam.sum() + eps
+    return math.exp(-(p * np.log(p)).sum())
+
+
+def test_lidar_equals_the_per_image_definition():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(120, 10)) @ rng.normal(size=(10, 10))
+    views = [base + rng.normal(scale=s, size=base.shape) for s in (0.3, 0.6)]
+    got = lidar(*(torch.zeros(1, 10),) * 2, None, None, views=tuple(map(torch.from_numpy, views)))
+    assert got["lidar"] == pytest.approx(_lidar_numpy(views), rel=1e-6)
+
+
+def test_lidar_counts_the_directions_augmentation_does_not_move():
+    g = torch.Generator().manual_seed(0)
+    n, d, k = 600, 12, 4
+    images = torch.randn(n, d, generator=g)
+
+    def score(moved):  # augmentation noise in the directions `moved`, tiny elsewhere
+        noise = 0.01 * torch.randn(2, n, d, generator=g)
+        noise[:, :, moved] = 3.0 * torch.randn(2, n, len(moved), generator=g)
+        return lidar(images, None, images, None, views=(images + noise[0], images + noise[1]))
+
+    # the images differ in all 12 directions; augmentation swamps all but k of them
+    assert score(list(range(k, d)))["lidar"] == pytest.approx(k, abs=0.5)
+    assert score([])["lidar"] > 0.9 * d
+    collapsed = torch.ones(n, d)
+    assert lidar(collapsed, None, collapsed, None, views=(collapsed, collapsed))["lidar"] < 1.5
+    with pytest.raises(ValueError, match="lidar needs"):
+        lidar(images, None, images, None, views=(images,))
 
 
 def test_align_uniform_constructed_cases():

@@ -87,7 +87,7 @@ class Trainer:
                 raise ConfigError(
                     "probe/names",
                     f"probe '{name}' needs labels but data '{dataset.name}' has none; "
-                    "use rankme, alpha_req or align_uniform",
+                    "use rankme, alpha_req, align_uniform or lidar",
                 )
         self.train_x = dataset.train_x.to(self.device)
         self.val_x = dataset.val_x.to(self.device)

@@ -15,7 +15,7 @@ augmented views of the probe set (``align_uniform``) is registered with
 ``views=True`` and receives ``views=(feats_a, feats_b)``.
 
 Labelled: ``knn``, ``linear``. Label-free (usable as a study objective when
-there are no labels): ``rankme``, ``alpha_req``, ``align_uniform``.
+there are no labels): ``rankme``, ``alpha_req``, ``align_uniform``, ``lidar``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "alpha_req",
     "knn",
     "knn_scores",
+    "lidar",
     "linear",
     "probe_metric_names",
     "rankme",
@@ -96,7 +97,7 @@ def probe_metric_names(name: str) -> tuple[str, ...]:
 def _need_labels(name: str, *labels: torch.Tensor | None) -> None:
     if any(y is None for y in labels):
         raise ValueError(
-            f"{name} needs labels; use a label-free probe (rankme, alpha_req, align_uniform)"
+            f"{name} needs labels; use a label-free probe (rankme, alpha_req, align_uniform, lidar)"
         )
 
 
@@ -374,3 +375,48 @@ def align_uniform(
     sq = torch.pdist(a).pow(2)
     uniformity = torch.logsumexp(-t * sq, dim=0) - math.log(len(sq))
     return {"alignment": float(alignment), "uniformity": float(uniformity)}
+
+
+@register_probe(
+    "lidar",
+    metrics={"lidar": "maximize"},
+    needs_labels=False,
+    views=True,
+    limits={"delta": "(0, inf)", "eps": "(0, inf)"},
+)
+def lidar(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor | None,
+    val_feats: torch.Tensor,
+    val_labels: torch.Tensor | None,
+    *,
+    views: tuple[torch.Tensor, ...],
+    delta: float = 1e-4,
+    eps: float = 1e-7,
+) -> dict[str, float]:
+    """LiDAR (Thilak et al., 2024): the effective rank of the LDA matrix of surrogate classes.
+
+    Each probe image is a class whose samples are its ``q`` augmented views
+    (here the two of ``views``). With ``mu_i`` an image's mean view and ``mu``
+    their mean, ``S_b = sum_i (mu_i - mu)(mu_i - mu)^T / (n - 1)``,
+    ``S_w = sum_{i,j} (z_ij - mu_i)(z_ij - mu_i)^T / (n (q - 1)) + delta I`` and
+    ``L = S_w^(-1/2) S_b S_w^(-1/2)``; LiDAR is ``exp(-sum_k p_k log p_k)``
+    with ``p_k = lambda_k / ||lambda||_1 + eps`` over ``L``'s eigenvalues: the
+    number of directions that tell images apart beyond what augmentation moves.
+    ``delta`` is relative to the mean variance of the features (scale-free).
+    """
+    z = torch.stack([v.double() for v in views], dim=1)  # [n, q, d]
+    n, q, d = z.shape
+    if n < 2 or q < 2:
+        raise ValueError(f"lidar needs >= 2 images with >= 2 views each, got {n} x {q}")
+    means = z.mean(dim=1)
+    between = (means - means.mean(dim=0)).T @ (means - means.mean(dim=0)) / (n - 1)
+    spread = (z - means[:, None]).reshape(n * q, d)
+    within = spread.T @ spread / (n * (q - 1))
+    scale = float(torch.cat([means, spread]).var(dim=0).mean().clamp_min(1e-12))
+    within = within + delta * scale * torch.eye(d, dtype=within.dtype, device=within.device)
+    evals, evecs = torch.linalg.eigh(within)
+    inv_sqrt = evecs @ torch.diag(evals.clamp_min(1e-300).rsqrt()) @ evecs.T
+    lam = torch.linalg.eigvalsh(inv_sqrt @ between @ inv_sqrt).clamp_min(0)
+    p = lam / lam.sum().clamp_min(1e-300) + eps
+    return {"lidar": float(torch.exp(-(p * p.log()).sum()))}
