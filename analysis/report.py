@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from analysis.ablation import confirmation, write_confirm_tables
+from analysis.confirm import load_plan
 from analysis.curves import fidelity, sweep
 from analysis.figures import (
     fidelity_figure,
@@ -36,6 +38,7 @@ from analysis.figures import (
     pareto_figure,
     sweep_figure,
 )
+from analysis.holds import holds_sentences
 from analysis.importance import Importance
 from analysis.outcome import Outcome, digest
 from analysis.rundir import RunDir
@@ -137,6 +140,7 @@ def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
     """
     run = RunDir(run_dir)
     write_tables(run.path)
+    write_confirm_tables(run.path)
     outcome = digest(run.path)
     run.figures_dir.mkdir(exist_ok=True)
     out = _Report(run.figures_dir)
@@ -381,6 +385,59 @@ def _fidelity(out: _Report, o: Outcome, top: int) -> None:
     out.add(_table(["epoch", "Spearman", "trials"], [(p.epoch, p.spearman, p.n) for p in points]))
 
 
+def _confirm(out: _Report, o: Outcome, top: int) -> None:
+    c = confirmation(o.run)
+    if c is None:
+        return
+    plan = load_plan(o.run)
+    out.add("<h2>Does the answer hold?</h2>")
+    sets = ", ".join(f"{k}={v}" for k, v in plan.sets) if plan and plan.sets else ""
+    out.add(
+        f"<p>{len(c.configs)} configurations (the {plan.top} best at the short budget and "
+        f"{plan.controls} controls spread over the rest of the ranking) re-trained for "
+        f"{plan.epochs} epochs with {plan.seeds} seed(s) each, never pruned"
+        f"{html.escape(f' ({sets})') if sets else ''}.</p>"
+    )
+    out.add(f"<p>{html.escape(' '.join(holds_sentences(c, points=o.ceiling == 1.0)))}</p>")
+    header = ["short rank", "role", f"short {c.metric}", f"long {c.metric}", "95 % CI", "seeds"]
+    rows = [
+        (
+            r.candidate.rank,
+            r.candidate.role,
+            r.candidate.short,
+            r.mean,
+            f"{r.low:.4g} .. {r.high:.4g}",
+            f"{len(r.values)}" + (f" ({r.failed} failed)" if r.failed else ""),
+        )
+        for r in c.configs
+    ]
+    out.add(_table(header, rows))
+    if c.proxies:
+        out.add(
+            f"<p>Label-free scores as the search measured them, against the long-run "
+            f"{html.escape(c.labelled or '')}: would selecting by them have chosen as well?</p>"
+        )
+        header = [
+            "label-free",
+            "configurations",
+            "Spearman",
+            "chosen (short rank)",
+            "lost",
+            "vs labelled choice",
+        ]
+        by_key = {r.candidate.key: r.candidate.rank for r in c.configs}
+        rows = [
+            (p.metric, p.n, p.spearman, by_key.get(p.picked), p.lost, p.vs_labelled)
+            for p in c.proxies
+        ]
+        out.add(_table(header, rows))
+    out.add(
+        "<p>The ablation table (mean ± std over seeds): <code>ablation.md</code>, "
+        "<code>ablation.tex</code>, <code>ablation.csv</code>; every long run: "
+        "<code>confirm.parquet</code>.</p>"
+    )
+
+
 def _compute(out: _Report, o: Outcome, top: int) -> None:
     spent = o.spent
     out.add("<h2>Compute</h2>")
@@ -405,6 +462,7 @@ _SECTIONS = (
     _pareto,
     _agreement,
     _fidelity,
+    _confirm,
     _compute,
 )
 

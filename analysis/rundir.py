@@ -14,6 +14,9 @@ Layout::
             metrics.json     every probe metric: its direction, whether it needs labels
             tune/, tune.N/   the Tune experiment of the run and of each resume
             trials.parquet, curves.parquet, report.html, figures/
+            confirm.json     ``sslsearch confirm``'s plan (its long runs: <study>.confirm)
+            confirm/, confirm.N/  the Tune experiment of each confirm session
+            confirm.parquet, ablation.md, ablation.tex, ablation.csv
 
 Example:
     >>> run = RunDir("/tmp/no-such-run")
@@ -42,7 +45,11 @@ if TYPE_CHECKING:
     from spaces import SearchSpec
 
 __all__ = [
+    "ABLATION_STEM",
     "BASELINE_FILE",
+    "CONFIRM_DIR",
+    "CONFIRM_FILE",
+    "CONFIRM_TABLE",
     "CURVES_FILE",
     "FIGURES_DIR",
     "METRICS_FILE",
@@ -70,6 +77,10 @@ CURVES_FILE = "curves.parquet"
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
 TUNE_DIR = "tune"
+CONFIRM_DIR = "confirm"
+CONFIRM_FILE = "confirm.json"
+CONFIRM_TABLE = "confirm.parquet"
+ABLATION_STEM = "ablation"
 
 
 class Attr:
@@ -96,7 +107,13 @@ class Attr:
     NOISE_OF = "noise_of"
     """On a re-run in the ``<study>.noise`` study: the search trial it repeats."""
     SEED = "seed"
-    """On a re-run in the ``<study>.noise`` study: its ``train.seed``."""
+    """On a re-run in the ``<study>.noise`` or ``<study>.confirm`` study: its ``train.seed``."""
+    CONFIG_KEY = "config_key"
+    """On a long run in the ``<study>.confirm`` study: its configuration (``config_key``)."""
+    CONFIRM_PLAN = "confirm_plan"
+    """On a long run: the tag of the plan it belongs to (its budget and overrides)."""
+    METRICS = "metrics"
+    """On a long run: every metric of its last epoch."""
     PBT_SCHEDULE = "pbt_schedule"
     """Under PBT: each exploit (epoch, cloned trial, new parameter values)."""
     FIXED_PREFIX = FIXED_ATTR_PREFIX
@@ -224,6 +241,18 @@ class RunDir:
     @property
     def figures_dir(self) -> Path:
         return self.path / FIGURES_DIR
+
+    @property
+    def confirm_plan_path(self) -> Path:
+        return self.path / CONFIRM_FILE
+
+    @property
+    def confirm_path(self) -> Path:
+        return self.path / CONFIRM_TABLE
+
+    def ablation_path(self, suffix: str) -> Path:
+        """``ablation.md``, ``.tex`` or ``.csv``."""
+        return self.path / f"{ABLATION_STEM}.{suffix}"
 
     def holds_run(self) -> bool:
         """Whether a run was started here (its spec or its default study exists)."""
@@ -358,6 +387,10 @@ class RunDir:
     def result_files(self) -> list[str]:
         """Every trial's ``result.json`` of every Tune experiment of the run, in session order."""
         return result_files(self.experiments_root(), experiment=TUNE_DIR)
+
+    def confirm_result_files(self) -> list[str]:
+        """Every long run's ``result.json`` of every confirm session, in session order."""
+        return result_files(self.experiments_root(), experiment=CONFIRM_DIR)
 
     def trial_location(self, experiment: str, tune_trial_id: str) -> str:
         """Where Tune keeps one trial's directory (a path or a URI)."""

@@ -39,7 +39,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRIALS_FIXED",
     "build_tables",
+    "column",
+    "metric_items",
+    "param_type",
     "read_curves",
+    "write_atomic",
     "write_tables",
 ]
 
@@ -107,7 +111,8 @@ def read_curves(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return {tid: [rows[e] for e in sorted(rows)] for tid, rows in out.items()}
 
 
-def _metric_items(row: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
+def metric_items(row: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
+    """The numeric metrics of a Tune result row (Tune's own bookkeeping left out)."""
     for key, value in row.items():
         if key in _TUNE_KEYS or key.startswith("config/"):
             continue
@@ -116,7 +121,8 @@ def _metric_items(row: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
         yield key, float(value)
 
 
-def _param_type(values: list[Any]) -> pa.DataType:
+def param_type(values: list[Any]) -> pa.DataType:
+    """The narrowest Arrow type holding every value (bool, int64, float64, else string)."""
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
         return pa.bool_()
@@ -127,7 +133,8 @@ def _param_type(values: list[Any]) -> pa.DataType:
     return pa.string()
 
 
-def _column(values: list[Any], dtype: pa.DataType) -> pa.Array:
+def column(values: list[Any], dtype: pa.DataType) -> pa.Array:
+    """An Arrow array of ``dtype`` (values shown as text for a string column)."""
     if dtype == pa.string():
         values = [None if v is None else str(v) for v in values]
     return pa.array(values, type=dtype)
@@ -187,7 +194,7 @@ class _Curves:
             self.per_trial[t.number] = [self._add(t.number, row) for row in rows]
 
     def _add(self, number: int, row: Mapping[str, Any]) -> dict[str, float]:
-        metrics = dict(_metric_items(row))
+        metrics = dict(metric_items(row))
         for name in metrics:
             if name not in self.metric_names:
                 self.metric_names.append(name)
@@ -201,7 +208,7 @@ class _Curves:
         return [m[metric] for m in self.per_trial[number] if metric in m]
 
 
-def _attr_column(trials: list[FrozenTrial], key: str, dtype: pa.DataType) -> pa.Array:
+def _attrcolumn(trials: list[FrozenTrial], key: str, dtype: pa.DataType) -> pa.Array:
     return pa.array([t.user_attrs.get(key) for t in trials], dtype)
 
 
@@ -233,8 +240,8 @@ def _trials_table(
             ],
             pa.float64(),
         ),
-        "tune_trial_id": _attr_column(trials, Attr.TUNE_TRIAL_ID, pa.string()),
-        "fail_reason": _attr_column(trials, Attr.FAIL_REASON, pa.string()),
+        "tune_trial_id": _attrcolumn(trials, Attr.TUNE_TRIAL_ID, pa.string()),
+        "fail_reason": _attrcolumn(trials, Attr.FAIL_REASON, pa.string()),
     }
     if any(Attr.PBT_SCHEDULE in t.user_attrs for t in trials):  # PBT: what each trial followed
         columns["pbt_schedule"] = pa.array(
@@ -246,7 +253,7 @@ def _trials_table(
             ],
             pa.string(),
         )
-    columns["resumed_from"] = _attr_column(trials, Attr.RESUMED_FROM, pa.int64())
+    columns["resumed_from"] = _attrcolumn(trials, Attr.RESUMED_FROM, pa.int64())
     for i, metric in enumerate(objectives):
         columns[f"value/{metric}"] = pa.array(
             [t.values[i] if t.values else None for t in trials], pa.float64()
@@ -279,7 +286,7 @@ def _param_columns(trials: list[FrozenTrial]) -> dict[str, pa.Array]:
     columns = {}
     for name in names:
         values = [t.params.get(name, t.user_attrs.get(Attr.FIXED_PREFIX + name)) for t in trials]
-        columns[f"param/{name}"] = _column(values, _param_type(values))
+        columns[f"param/{name}"] = column(values, param_type(values))
     return columns
 
 
@@ -296,7 +303,8 @@ def _curves_table(curves: _Curves) -> pa.Table:
     return pa.table(columns).replace_schema_metadata(meta)
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` through a temporary file and a rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -324,6 +332,6 @@ def write_tables(run_dir: str | Path, **kwargs: Any) -> tuple[Path, Path]:
         for path in (trials_path, curves_path):
             for stale in run.path.glob(f".{path.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
-        _write_atomic(trials, trials_path)
-        _write_atomic(curves, curves_path)
+        write_atomic(trials, trials_path)
+        write_atomic(curves, curves_path)
     return trials_path, curves_path

@@ -2,6 +2,7 @@
 
 sslsearch run [SPACE.yaml] [--out RUN_DIR] [--trials N] [--epochs E]
               [--concurrency C] [--address RAY_ADDRESS] [--set key.path=value ...]
+sslsearch confirm RUN_DIR [--top K] [--controls M] [--epochs E] [--seeds S] [--set ...]
 sslsearch report RUN_DIR
 sslsearch spaces list | check FILE... | show FILE
 """
@@ -87,6 +88,32 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         source = Path(args.space) if args.space else run.spec_path
         spec = load_spec(source, overrides=_parse_sets(args.set or []), builtin_trainable=builtin)
     resume_search(args.run_dir, spec=spec, address=args.address, trainable=trainable)
+    return 0
+
+
+def _cmd_confirm(args: argparse.Namespace) -> int:
+    from analysis.ablation import confirmation
+    from analysis.holds import holds_sentences
+    from analysis.rundir import RunDir
+    from search.confirm import run_confirm
+
+    sets = {f"{k}": v for k, v in _parse_sets(args.set or []).items()}
+    run_confirm(
+        args.run_dir,
+        top=args.top,
+        controls=args.controls,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        sets=sets or None,
+        address=args.address,
+    )
+    run = RunDir(args.run_dir)
+    c = confirmation(run)
+    if c is not None:
+        ceiling = (run.metrics().get(c.metric) or {}).get("ceiling")
+        for line in holds_sentences(c, points=ceiling == 1.0):
+            print(line)
+    print(f"wrote {run.confirm_path}, {run.ablation_path('md')} (.tex, .csv), {run.report_path}")
     return 0
 
 
@@ -193,6 +220,25 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", metavar="KEY.PATH=VALUE", help="override a spec value"
     )
     resume.set_defaults(func=_cmd_resume)
+    confirm = sub.add_parser(
+        "confirm",
+        help="re-train the best configurations and controls at full length, with seeds",
+    )
+    confirm.add_argument("run_dir")
+    confirm.add_argument("--top", type=int, help="how many of the best (default 3)")
+    confirm.add_argument(
+        "--controls", type=int, help="configurations spread over the rest (default 3)"
+    )
+    confirm.add_argument("--epochs", type=int, help="the long budget (default 2x the search's)")
+    confirm.add_argument("--seeds", type=int, help="seeds per configuration (default 3)")
+    confirm.add_argument("--address", help="attach to this Ray cluster (auto, ray://host:port)")
+    confirm.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY.PATH=VALUE",
+        help="override a spec value for the long runs (e.g. data.options.count=8000)",
+    )
+    confirm.set_defaults(func=_cmd_confirm)
     report = sub.add_parser("report", help="(re)write the tables, report.html and figures of a run")
     report.add_argument("run_dir")
     report.set_defaults(func=_cmd_report)

@@ -171,3 +171,49 @@ def test_resume_of_a_directory_without_a_run_or_its_study_is_bad_input(tmp_path)
         assert proc.returncode == 2, proc.stderr
         assert "its study is missing" in proc.stderr and len(proc.stderr.splitlines()) == 1
         assert not (run / "study.db").exists() and not (run / "trials.parquet").exists()
+
+
+def _finished_search(run_dir: Path, trials: int) -> None:
+    """A run directory whose study holds ``trials`` completed trials (no Ray needed)."""
+    import optuna
+
+    from analysis.rundir import RunDir
+    from spaces import parse_spec
+    from spaces.compile import define_by_run
+
+    spec = parse_spec(
+        {
+            "study": {"name": "cli", "storage": "sqlite:///study.db"},
+            "params": {"mask/ratio": {"type": "float", "low": 0.2, "high": 0.8}},
+        },
+        source="test",
+    )
+    run_dir.mkdir()
+    RunDir(run_dir).write_spec(spec)
+    study = optuna.create_study(
+        study_name="cli", storage=f"sqlite:///{run_dir / 'study.db'}", direction="maximize"
+    )
+    study.optimize(lambda t: define_by_run(spec)(t)["mask"]["ratio"], n_trials=trials)
+
+
+def test_confirm_refuses_bad_input_in_one_line_before_ray(tmp_path):
+    proc = sslsearch("confirm", "nowhere", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr.strip().splitlines()) == (
+        2,
+        [f"sslsearch: {tmp_path / 'nowhere'} holds no run (spec.yaml is missing)"],
+    )
+    _finished_search(tmp_path / "run", trials=3)
+    for args, expected in (
+        (["--top", "0"], "confirm --top 0: must be >= 1"),
+        (["--seeds", "-1"], "confirm --seeds -1: must be >= 1"),
+        (["--set", "budget.concurrency=zero"], "budget/concurrency: expected an integer"),
+        (["--set", "data.options.colour=1"], "data/options/colour: unknown option"),
+    ):
+        proc = sslsearch("confirm", "run", *args, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr, args
+    assert not (tmp_path / "run" / "confirm").exists()
+    _finished_search(tmp_path / "one", trials=1)
+    proc = sslsearch("confirm", "one", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "confirm needs at least 2 completed configurations" in proc.stderr
