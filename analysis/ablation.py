@@ -34,6 +34,9 @@ __all__ = [
     "ablation_table",
     "confirm_table",
     "confirmation",
+    "csv_table",
+    "latex_table",
+    "markdown_table",
     "read_confirm",
     "write_confirm_tables",
 ]
@@ -179,7 +182,8 @@ def _cell(value: Any, *, pm: str) -> str:
     return _fmt(value)
 
 
-def _markdown(header: list, rows: list) -> str:
+def markdown_table(header: list, rows: list) -> str:
+    """The ablation table in Markdown (``mean ± std (n)`` cells)."""
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(v, pm="±") for v in row) + " |")
@@ -189,7 +193,9 @@ def _markdown(header: list, rows: list) -> str:
 _LATEX = str.maketrans({"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$"})
 
 
-def _latex(header: list, rows: list, caption: str) -> str:
+def latex_table(header: list, rows: list, caption: str) -> str:
+    """The ablation table as a LaTeX ``table`` (booktabs rules; ``_ % & # $`` escaped)."""
+
     def cell(v: Any) -> str:
         if isinstance(v, tuple):
             mean, sd, n = v
@@ -212,7 +218,8 @@ def _latex(header: list, rows: list, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(header: list, rows: list) -> str:
+def csv_table(header: list, rows: list) -> str:
+    """The ablation table as CSV, a metric's mean, std and n in three columns."""
     out = io.StringIO()
     writer = csv.writer(out)
     flat = []
@@ -252,9 +259,9 @@ def write_confirm_tables(run_dir: str | Path) -> list[Path]:
         "mean and standard deviation over seeds"
     )
     for suffix, text in (
-        ("md", _markdown(header, rows)),
-        ("tex", _latex(header, rows, caption)),
-        ("csv", _csv(header, rows)),
+        ("md", markdown_table(header, rows)),
+        ("tex", latex_table(header, rows, caption)),
+        ("csv", csv_table(header, rows)),
     ):
         path = run.ablation_path(suffix)
         _write_text(path, text)

@@ -254,11 +254,11 @@ def _proxies(
             values = [v for v in values if math.isfinite(v)]
             if values:
                 scored.append((float(np.mean(values)), c))
-        if len(scored) < 2:
-            continue
+        if len(scored) < 2 or np.ptp([s for s, _ in scored]) == 0:
+            continue  # a score that does not vary chooses nothing
         o = _orient(direction)
         rho = math.nan
-        if len(scored) >= 3 and np.ptp([s for s, _ in scored]) > 0:
+        if len(scored) >= 3:
             rho = float(
                 spearmanr(
                     [o * s for s, _ in scored], [sign * long_of(c) for _, c in scored]

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from analysis.ablation import confirmation
 from analysis.agreement import label_free_metrics
+from analysis.confirm import load_plan
+from analysis.holds import holds_sentences
 from analysis.outcome import Outcome, digest
 from trainables.errors import InputError
 
@@ -35,9 +38,21 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
     lines += _ranking(outcome, top) if outcome.ranked else _failures(outcome)
     lines += _answer(outcome)
     lines += _agreement(outcome)
+    lines += _holds(outcome)
     lines += _cost(outcome)
     lines.append(f"Run directory: {outcome.run.path}")
     return "\n".join(lines)
+
+
+def _holds(outcome: Outcome) -> list[str]:
+    """``sslsearch confirm``'s verdict, once it has long runs."""
+    c = confirmation(outcome.run)
+    if c is None:
+        return []
+    plan = load_plan(outcome.run)
+    head = f"Does the answer hold? ({plan.epochs} epochs, {plan.seeds} seed(s) each; ablation.md)"
+    sentences = holds_sentences(c, points=outcome.ceiling == 1.0)
+    return [head, *(f"  {line}" for line in sentences)]
 
 
 def _states(outcome: Outcome) -> list[str]:

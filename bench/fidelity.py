@@ -86,8 +86,8 @@ def measure(space: str, out: Path, *, quick: bool) -> dict[str, float]:
         print(
             f"  {p.metric:<12} Spearman {p.spearman:+.2f} over {p.n}; chose short rank "
             f"{next(r.candidate.rank for r in c.configs if r.candidate.key == p.picked)}: "
-            f"{100 * p.lost:.1f} points below the long-run best, "
-            f"{-100 * p.vs_labelled:+.1f} vs the labelled choice"
+            f"{100 * p.lost:.1f} points below the long-run best; loss vs the labelled "
+            f"choice {-100 * p.vs_labelled:+.1f} points"
         )
         out_[f"labelfree_loss_points_{p.metric}"] = -100 * p.vs_labelled
         out_[f"labelfree_spearman_{p.metric}"] = p.spearman

@@ -90,6 +90,8 @@ def test_label_free_selection_is_judged_on_the_long_labelled_score():
     longs = [[0.70, 0.72], [0.80, 0.82], [0.60, 0.62], [0.50, 0.52]]
     # rankme (maximised), as the search measured it, prefers configuration 1, then 0, 2, 3
     plan, runs, short_metrics = _plan_and_runs(shorts, longs, label_free=[5.0, 9.0, 3.0, 1.0])
+    for values in short_metrics.values():
+        values["alpha_req"] = 0.25  # the same for every configuration: it chooses nothing
     c = judge(
         plan,
         runs,
@@ -98,7 +100,7 @@ def test_label_free_selection_is_judged_on_the_long_labelled_score():
         metrics=METRICS,
         short_metrics=short_metrics,
     )
-    [p] = c.proxies  # alpha_req was not recorded by the search: no proxy
+    [p] = c.proxies
     assert (p.metric, p.n, p.picked) == ("rankme", 4, "c1")
     assert p.spearman == pytest.approx(1.0)
     assert p.lost == pytest.approx(0.0) and p.vs_labelled == pytest.approx(0.81 - 0.71)
