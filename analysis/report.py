@@ -422,8 +422,8 @@ def _confirm(out: _Report, o: Outcome, top: int) -> None:
             "configurations",
             "Spearman",
             "chosen (short rank)",
-            "lost",
-            "vs labelled choice",
+            "below the long-run best",
+            "gain over the labelled choice",
         ]
         by_key = {r.candidate.key: r.candidate.rank for r in c.configs}
         rows = [

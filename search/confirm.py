@@ -389,6 +389,11 @@ def run_confirm(
             "this run used its own (its epochs and seeds are not sslsearch's to set)"
         )
     spec = run.spec()
+    if spec.study.scheduler is not None and spec.study.scheduler.name == "pbt":
+        raise InputError(
+            f"{run.path}: confirm re-trains fixed configurations; under PBT a trial's "
+            "configuration changed as it ran"
+        )
     plan = _plan(run, spec, top=top, controls=controls, epochs=epochs, seeds=seeds, sets=sets)
     long = _long_spec(run, plan)
     metric, direction = spec.study.objectives[0].metric, spec.study.objectives[0].direction

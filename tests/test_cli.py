@@ -173,7 +173,7 @@ def test_resume_of_a_directory_without_a_run_or_its_study_is_bad_input(tmp_path)
         assert not (run / "study.db").exists() and not (run / "trials.parquet").exists()
 
 
-def _finished_search(run_dir: Path, trials: int) -> None:
+def _finished_search(run_dir: Path, trials: int, **study: object) -> None:
     """A run directory whose study holds ``trials`` completed trials (no Ray needed)."""
     import optuna
 
@@ -183,8 +183,11 @@ def _finished_search(run_dir: Path, trials: int) -> None:
 
     spec = parse_spec(
         {
-            "study": {"name": "cli", "storage": "sqlite:///study.db"},
-            "params": {"mask/ratio": {"type": "float", "low": 0.2, "high": 0.8}},
+            "study": {"name": "cli", "storage": "sqlite:///study.db", **study},
+            "params": {
+                "mask/ratio": {"type": "float", "low": 0.2, "high": 0.8},
+                "optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            },
         },
         source="test",
     )
@@ -217,3 +220,6 @@ def test_confirm_refuses_bad_input_in_one_line_before_ray(tmp_path):
     proc = sslsearch("confirm", "one", cwd=tmp_path)
     assert proc.returncode == 2
     assert "confirm needs at least 2 completed configurations" in proc.stderr
+    _finished_search(tmp_path / "pbt", trials=3, scheduler={"name": "pbt", "mutate": ["optim/lr"]})
+    proc = sslsearch("confirm", "pbt", cwd=tmp_path)
+    assert proc.returncode == 2 and "under PBT" in proc.stderr
