@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.confirm import ConfirmPlan, LongRun, confirm_study_name, load_plan, long_runs
+from analysis.confirm import ConfirmPlan, LongRun, load_plan, long_runs
 from analysis.holds import Confirmation, judge
-from analysis.rundir import RunDir, open_storage
+from analysis.rundir import RunDir
 from analysis.tables import column, param_type, write_atomic
 
 __all__ = [
@@ -63,13 +62,8 @@ def read_confirm(run: RunDir) -> tuple[ConfirmPlan, list[LongRun]] | None:
     plan = load_plan(run)
     if plan is None:
         return None
-    storage, name = run.study_ref()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(
-            study_name=confirm_study_name(name), storage=open_storage(storage)
-        )
-    except KeyError:  # confirm stopped before its first long run ended
+    study = run.side_study("confirm")
+    if study is None:  # confirm stopped before its first long run ended
         return plan, []
     return plan, long_runs(study, plan)
 

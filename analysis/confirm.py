@@ -30,7 +30,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from analysis.rundir import Attr, RunDir
+from analysis.rundir import Attr, RunDir, side_study_name
 from trainables.errors import InputError
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "confirm_study_name",
     "load_plan",
     "long_runs",
-    "open_confirm_study",
 ]
 
 
@@ -53,21 +52,7 @@ def confirm_study_name(study_name: str) -> str:
         >>> confirm_study_name("default")
         'default.confirm'
     """
-    return f"{study_name}.confirm"
-
-
-def open_confirm_study(storage: object, study_name: str, direction: str) -> optuna.Study:
-    """The long runs' study (created on first use, linked to the search's by name)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=confirm_study_name(study_name),
-        direction=direction,
-        load_if_exists=True,
-    )
-    if study.user_attrs.get("search_study") != study_name:
-        study.set_user_attr("search_study", study_name)
-    return study
+    return side_study_name(study_name, "confirm")
 
 
 def config_key(params: Mapping[str, Any]) -> str:

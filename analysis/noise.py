@@ -23,16 +23,14 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from analysis.rundir import Attr
+from analysis.rundir import Attr, side_study_name
 
 __all__ = [
     "NoiseFloor",
     "noise_floor",
     "noise_study_name",
-    "open_noise_study",
 ]
 
 #: Two runs of one configuration differ by less than BAND_SDS * sd 95 % of the time.
@@ -46,18 +44,7 @@ def noise_study_name(study_name: str) -> str:
         >>> noise_study_name("augmentation_strength")
         'augmentation_strength.noise'
     """
-    return f"{study_name}.noise"
-
-
-def open_noise_study(storage: object, study_name: str, direction: str) -> optuna.Study:
-    """The re-runs' study (created on first use) in the search's storage."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
-        storage=storage,
-        study_name=noise_study_name(study_name),
-        direction=direction,
-        load_if_exists=True,
-    )
+    return side_study_name(study_name, "noise")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from analysis.agreement import Agreement, all_agreements
 from analysis.effects import Effect, effects
 from analysis.evidence import Evidence, gather
 from analysis.importance import Importance, param_importance
-from analysis.noise import NoiseFloor, noise_floor, noise_study_name
-from analysis.rundir import RunDir, open_storage
+from analysis.noise import NoiseFloor, noise_floor
+from analysis.rundir import RunDir
 from trainables.errors import InputError
 
 if TYPE_CHECKING:
@@ -160,16 +160,14 @@ class Outcome:
     def noise(self) -> NoiseFloor | None:
         """The noise floor: the best configuration re-run with other seeds (None: not
         measured, or the study is not at hand)."""
-        import optuna
-
         try:
-            storage, name = self.run.study_ref()
             self.study  # noqa: B018 - the run's own study, or InputError
-            reruns = optuna.load_study(
-                study_name=noise_study_name(name), storage=open_storage(storage)
-            ).get_trials(deepcopy=False)
-        except (InputError, KeyError):
+            noise = self.run.side_study("noise")
+        except InputError:
             return None
+        if noise is None:
+            return None
+        reruns = noise.get_trials(deepcopy=False)
         values = {r["number"]: r["value"] for r in self.ranked}
         return noise_floor(reruns, values, prefer=self.best["number"] if self.best else None)
 

@@ -65,6 +65,7 @@ __all__ = [
     "default_storage_url",
     "open_storage",
     "resolve_storage_url",
+    "side_study_name",
 ]
 
 SPEC_FILE = "spec.yaml"
@@ -142,6 +143,18 @@ class RunInfo:
 
     def with_experiment(self, name: str) -> RunInfo:
         return replace(self, experiments=(*self.experiments, name))
+
+
+def side_study_name(study_name: str, kind: str) -> str:
+    """The study beside the search's that holds its ``kind`` of re-runs (``noise``:
+    the noise floor's, ``confirm``: the long runs); the search's study keeps only
+    the search's trials.
+
+    Example:
+        >>> side_study_name("default", "confirm")
+        'default.confirm'
+    """
+    return f"{study_name}.{kind}"
 
 
 def default_storage_url(run_dir: str | Path) -> str:
@@ -337,6 +350,30 @@ class RunDir:
         problem = _mismatch(study, self.spec())
         if problem:
             raise InputError(f"{self.path}: its study does not match {SPEC_FILE}: {problem}")
+        return study
+
+    def side_study(self, kind: str, *, direction: str | None = None) -> optuna.Study | None:
+        """The run's ``<study>.<kind>`` study (:func:`side_study_name`) in its storage.
+
+        With ``direction`` (the writers): created on first use, and linked to the
+        search's study by its ``search_study`` attribute. Without (the readers):
+        None while it does not exist.
+        """
+        import optuna
+
+        storage, name = self.study_ref()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        full = side_study_name(name, kind)
+        if direction is None:
+            try:
+                return optuna.load_study(study_name=full, storage=open_storage(storage))
+            except KeyError:
+                return None
+        study = optuna.create_study(
+            storage=open_storage(storage), study_name=full, direction=direction, load_if_exists=True
+        )
+        if study.user_attrs.get("search_study") != name:
+            study.set_user_attr("search_study", name)
         return study
 
     # -- results ---------------------------------------------------------

@@ -38,11 +38,11 @@ from analysis.confirm import (
     ConfirmPlan,
     choose,
     load_plan,
-    open_confirm_study,
 )
 from analysis.results import result_rows
-from analysis.rundir import CONFIRM_DIR, Attr, RunDir, open_storage
+from analysis.rundir import CONFIRM_DIR, Attr, RunDir
 from search.errors import RunInterrupted
+from search.noise import SideRecorder
 from spaces import SearchSpec, load_spec
 from spaces.compile import define_by_run
 from trainables.errors import InputError
@@ -212,31 +212,21 @@ def _salvage(
 def confirm_pending(run: RunDir, plan: ConfirmPlan) -> list[tuple[Candidate, int]]:
     """The plan's long runs not yet recorded."""
     spec = run.spec()
-    storage, name = run.study_ref()
-    study = open_confirm_study(open_storage(storage), name, spec.study.objectives[0].direction)
+    study = run.side_study("confirm", direction=spec.study.objectives[0].direction)
     recorded = _recorded(study, plan)
     return [(c, s) for c, s in _cases(spec, plan) if (c.key, s) not in recorded]
 
 
-class _Recorder:
-    """Driver-side Tune callback: record each long run in ``<study>.confirm`` as it ends."""
+class _Recorder(SideRecorder):
+    """Records each long run in ``<study>.confirm`` as it ends; logs the progress."""
+
+    kind = "confirm"
 
     def __init__(self, run: RunDir, plan: ConfirmPlan, metric: str, direction: str, total: int):
-        self.run, self.plan, self.metric, self.direction = run, plan, metric, direction
-        self.total, self.done = total, 0
+        super().__init__(run, direction)
+        self.plan, self.metric, self.total, self.done = plan, metric, total, 0
         self.last: dict[str, dict[str, Any]] = {}
         self.by_key = {c.key: c for c in plan.candidates}
-        self._study: optuna.Study | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_study": None}
-
-    @property
-    def study(self) -> optuna.Study:
-        if self._study is None:
-            storage, name = self.run.study_ref()
-            self._study = open_confirm_study(open_storage(storage), name, self.direction)
-        return self._study
 
     def _case(self, trial: Any) -> tuple[Candidate, int]:
         case = trial.config[_CASE]
@@ -397,8 +387,7 @@ def run_confirm(
     plan = _plan(run, spec, top=top, controls=controls, epochs=epochs, seeds=seeds, sets=sets)
     long = _long_spec(run, plan)
     metric, direction = spec.study.objectives[0].metric, spec.study.objectives[0].direction
-    storage, name = run.study_ref()
-    study = open_confirm_study(open_storage(storage), name, direction)
+    study = run.side_study("confirm", direction=direction)
     pending = [(c, s) for c, s in _cases(long, plan) if (c.key, s) not in _recorded(study, plan)]
     finished, checkpoints = _salvage(run, plan, pending)
     for candidate, seed, metrics in finished:

@@ -20,13 +20,12 @@ from typing import Any
 import optuna
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from analysis.noise import open_noise_study
-from analysis.rundir import Attr, RunDir, open_storage
+from analysis.rundir import Attr, RunDir
 from search.recover import best_complete
 from spaces import SearchSpec
 from spaces.compile import define_by_run
 
-__all__ = ["measure_noise", "noise_pending"]
+__all__ = ["SideRecorder", "measure_noise", "noise_pending"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +64,7 @@ def noise_pending(
 
 
 def _noise_study(run: RunDir, spec: SearchSpec) -> optuna.Study:
-    storage, name = run.study_ref()
-    return open_noise_study(open_storage(storage), name, spec.study.objectives[0].direction)
+    return run.side_study("noise", direction=spec.study.objectives[0].direction)
 
 
 def _record(noise: optuna.Study, incumbent: FrozenTrial, seed: int, **outcome: Any) -> None:
@@ -84,16 +82,15 @@ def _record(noise: optuna.Study, incumbent: FrozenTrial, seed: int, **outcome: A
     )
 
 
-class _Recorder:
-    """A Tune callback (driver side) that records each re-run in ``<study>.noise`` as
-    it ends, so a crash loses none that finished. Built as a :class:`ray.tune.Callback`
-    by :func:`_recorder` (Ray is imported only when the re-runs run)."""
+class SideRecorder:
+    """The driver side of a Tune callback that records re-runs in the run's
+    ``<study>.<kind>`` study as they end (so a crash loses none that finished).
+    The study is opened on first use and not pickled with the callback."""
 
-    def __init__(self, run: RunDir, spec: SearchSpec, incumbent: FrozenTrial, *, verbose: bool):
-        self.run, self.spec, self.incumbent, self.verbose = run, spec, incumbent, verbose
-        self.metric = spec.study.objectives[0].metric
-        self.last: dict[str, float] = {}  # Tune trial id -> its latest value of the metric
-        self.epoch: dict[str, int] = {}  # Tune trial id -> the last epoch it reported
+    kind = ""
+
+    def __init__(self, run: RunDir, direction: str):
+        self.run, self.direction = run, direction
         self._study: optuna.Study | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -102,8 +99,23 @@ class _Recorder:
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
-            self._study = _noise_study(self.run, self.spec)
+            self._study = self.run.side_study(self.kind, direction=self.direction)
         return self._study
+
+
+class _Recorder(SideRecorder):
+    """Records each re-run of the incumbent in ``<study>.noise``. Built as a
+    :class:`ray.tune.Callback` by :func:`_recorder` (Ray is imported only when the
+    re-runs run)."""
+
+    kind = "noise"
+
+    def __init__(self, run: RunDir, spec: SearchSpec, incumbent: FrozenTrial, *, verbose: bool):
+        super().__init__(run, spec.study.objectives[0].direction)
+        self.spec, self.incumbent, self.verbose = spec, incumbent, verbose
+        self.metric = spec.study.objectives[0].metric
+        self.last: dict[str, float] = {}  # Tune trial id -> its latest value of the metric
+        self.epoch: dict[str, int] = {}  # Tune trial id -> the last epoch it reported
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **_: Any):
         value = result.get(self.metric)

@@ -155,9 +155,9 @@ def add_noise_study(run_dir, incumbent, values, *, failed=0):
     """Re-runs of trial ``incumbent`` in ``<study>.noise``, as search.noise records them."""
     import optuna
 
-    from analysis.noise import open_noise_study
+    from analysis.rundir import RunDir
 
-    noise = open_noise_study(f"sqlite:///{run_dir / 'study.db'}", "p", "maximize")
+    noise = RunDir(run_dir).side_study("noise", direction="maximize")
     for seed, value in enumerate(values, start=1):
         noise.add_trial(
             optuna.trial.create_trial(value=value, user_attrs={"noise_of": incumbent, "seed": seed})
