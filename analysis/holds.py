@@ -90,6 +90,7 @@ class Confirmation:
             fewer than two seeds on either, and True when they are one configuration.
         labelled: the labelled long-run metric the proxies are judged against.
         proxies: one per label-free score the search recorded.
+        plan: the plan judged (its budget, seeds and overrides).
     """
 
     metric: str
@@ -103,6 +104,7 @@ class Confirmation:
     tied: bool | None
     labelled: str | None = None
     proxies: tuple[Proxy, ...] = ()
+    plan: ConfirmPlan | None = None
 
     @property
     def winner(self) -> ConfigResult:
@@ -340,4 +342,5 @@ def judge(
         tied=_tied(configs[0], best),
         labelled=labelled,
         proxies=tuple(proxies),
+        plan=plan,
     )

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
+from analysis.ablation import confirmation
 from analysis.agreement import Agreement, all_agreements
 from analysis.effects import Effect, effects
 from analysis.evidence import Evidence, gather
+from analysis.holds import Confirmation
 from analysis.importance import Importance, param_importance
 from analysis.noise import NoiseFloor, noise_floor
 from analysis.rundir import RunDir
@@ -238,6 +240,11 @@ class Outcome:
         """What limits the answer: few completed trials, a saturated metric, a
         baseline as good as the best."""
         return caveats(self)
+
+    @functools.cached_property
+    def confirmation(self) -> Confirmation | None:
+        """``sslsearch confirm``'s verdict (None: no long run completed)."""
+        return confirmation(self.run)
 
     @functools.cached_property
     def agreements(self) -> list[Agreement]:

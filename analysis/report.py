@@ -27,8 +27,7 @@ from typing import Any
 
 import yaml
 
-from analysis.ablation import confirmation, write_confirm_tables
-from analysis.confirm import load_plan
+from analysis.ablation import write_confirm_tables
 from analysis.curves import fidelity, sweep
 from analysis.figures import (
     fidelity_figure,
@@ -386,10 +385,10 @@ def _fidelity(out: _Report, o: Outcome, top: int) -> None:
 
 
 def _confirm(out: _Report, o: Outcome, top: int) -> None:
-    c = confirmation(o.run)
-    if c is None:
+    c = o.confirmation
+    if c is None or c.plan is None:
         return
-    plan = load_plan(o.run)
+    plan = c.plan
     out.add("<h2>Does the answer hold?</h2>")
     sets = ", ".join(f"{k}={v}" for k, v in plan.sets) if plan and plan.sets else ""
     out.add(

@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from analysis.ablation import confirmation
 from analysis.agreement import label_free_metrics
-from analysis.confirm import load_plan
 from analysis.holds import holds_sentences
 from analysis.outcome import Outcome, digest
 from trainables.errors import InputError
@@ -46,10 +44,10 @@ def format_summary(run_dir: str | Path, *, top: int = 5) -> str:
 
 def _holds(outcome: Outcome) -> list[str]:
     """``sslsearch confirm``'s verdict, once it has long runs."""
-    c = confirmation(outcome.run)
-    if c is None:
+    c = outcome.confirmation
+    if c is None or c.plan is None:
         return []
-    plan = load_plan(outcome.run)
+    plan = c.plan
     head = f"Does the answer hold? ({plan.epochs} epochs, {plan.seeds} seed(s) each; ablation.md)"
     sentences = holds_sentences(c, points=outcome.ceiling == 1.0)
     return [head, *(f"  {line}" for line in sentences)]
