@@ -6,8 +6,16 @@ storage (SQLite). The time spent inside the sampler bridge — ``suggest``
 (ask + define-by-run), ``on_trial_complete`` (tell) and the pruning
 scheduler's ``on_trial_result`` (report + should_prune) — is accumulated, and
 reported per trial at 200 trials against a realistic trial's time (default:
-23.3 s, a 30-epoch demo trial on this CPU; goal <= 2 %). The last lines are
-``RESULT name=value``.
+23.3 s, a 30-epoch demo trial on this CPU; goal <= 2 %).
+
+Side by side, the same trials through Ray Tune's own bridge,
+``ray.tune.search.optuna.OptunaSearch``, with the same sampler (TPE,
+multivariate, constant liar, seed 0), the same kind of storage (SQLite
+through Optuna's cached RDB storage, as sslsearch's) and concurrency; its
+``suggest``, ``on_trial_result`` (report) and ``on_trial_complete`` (tell)
+are timed the same way. Ray's bridge decides no pruning; sslsearch's also
+asks the Median pruner after every epoch. Goal: sslsearch's bridge no slower
+(``bridge_ratio_vs_ray`` <= 1). The last lines are ``RESULT name=value``.
 
     python bench/scale.py [--trials 1000] [--realistic-trial-s 23.3] [--quick]
 """
@@ -16,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import optuna
 
 from search import run_search
 from search.pruning import OptunaPruningScheduler
@@ -27,7 +38,8 @@ from spaces import parse_spec
 
 SPENT: dict[str, float] = {"suggest": 0.0, "complete": 0.0, "result": 0.0}
 COUNTS: dict[str, int] = {"suggest": 0}
-MARKS: list[tuple[int, float]] = []  # (trials suggested, optuna seconds so far)
+MARKS: list[tuple[int, float]] = []  # (trials suggested, bridge seconds so far)
+SAMPLER = {"name": "tpe", "seed": 0, "multivariate": True, "constant_liar": True}
 
 
 def trivial(config):
@@ -35,6 +47,12 @@ def trivial(config):
 
     for epoch in range(1, 6):
         tune.report({"score": config["x"] * epoch + config["y"]})
+
+
+def _reset() -> None:
+    SPENT.update(dict.fromkeys(SPENT, 0.0))
+    COUNTS["suggest"] = 0
+    MARKS.clear()
 
 
 def _timed(cls, name: str, key: str) -> None:
@@ -54,26 +72,17 @@ def _timed(cls, name: str, key: str) -> None:
     setattr(cls, name, wrapper)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--realistic-trial-s", type=float, default=23.3)
-    parser.add_argument("--quick", action="store_true", help="100 trials")
-    args = parser.parse_args()
-    if args.quick:
-        args.trials = 100
-    _timed(OptunaSearcher, "suggest", "suggest")
-    _timed(OptunaSearcher, "on_trial_complete", "complete")
-    _timed(OptunaPruningScheduler, "on_trial_result", "result")
+def run_ours(trials: int, root: Path) -> tuple[float, dict[str, int]]:
+    """sslsearch's bridge: OptunaSearcher + the Median pruner in the loop + SQLite."""
     spec = parse_spec(
         {
             "study": {
                 "name": "scale",
                 "objective": {"metric": "score", "direction": "maximize"},
-                "sampler": {"name": "tpe", "seed": 0, "multivariate": True, "constant_liar": True},
+                "sampler": SAMPLER,
                 "pruner": {"name": "median", "n_startup_trials": 5, "n_warmup_steps": 1},
             },
-            "budget": {"trials": args.trials, "epochs": 5, "concurrency": 2},
+            "budget": {"trials": trials, "epochs": 5, "concurrency": 2},
             "params": {
                 "x": {"type": "float", "low": 0.0, "high": 1.0},
                 "y": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
@@ -82,40 +91,110 @@ def main() -> None:
         source="scale",
         builtin_trainable=False,
     )
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    out = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "run"
     start = time.perf_counter()
-    result = run_search(spec, out=out, trainable=trivial, verbose=False)
+    result = run_search(spec, out=root / "ours", trainable=trivial, verbose=False)
+    return time.perf_counter() - start, result.states
+
+
+def run_ray(trials: int, root: Path) -> tuple[float, dict[str, int]]:
+    """Ray Tune's bridge: OptunaSearch with the same sampler and an SQLite storage."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    root.mkdir(parents=True, exist_ok=True)
+    options = {k: v for k, v in SAMPLER.items() if k != "name"}
+    searcher = OptunaSearch(
+        space={
+            "x": optuna.distributions.FloatDistribution(0.0, 1.0),
+            "y": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True),
+        },
+        metric="score",
+        mode="max",
+        sampler=optuna.samplers.TPESampler(**options),
+        study_name="scale",
+        storage=optuna.storages.get_storage(f"sqlite:///{root / 'ray.db'}"),
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(trivial, {"cpu": 1}),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=trials, max_concurrent_trials=2, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(name="ray", storage_path=str(root.resolve()), verbose=0),
+    )
+    start = time.perf_counter()
+    grid = tuner.fit()
     wall = time.perf_counter() - start
-    optuna_s = sum(SPENT.values())
-    at = min(200, args.trials)
-    # sampler + storage seconds spent on the trials up to `at`, per trial
-    upto = next((s for n, s in MARKS if n >= at), optuna_s)
-    per_trial_200 = upto / at
+    states: dict[str, int] = {}
+    for r in grid:
+        key = "ERROR" if r.error else "COMPLETE"
+        states[key] = states.get(key, 0) + 1
+    return wall, states
+
+
+def describe(label: str, trials: int, wall: float, states: dict, realistic_s: float) -> dict:
+    bridge = sum(SPENT.values())
+    at = min(200, trials)
     # the marginal cost of one more trial around trial `at` (TPE's cost grows with history)
     window = [s for n, s in MARKS if at - 20 <= n <= at]
     marginal = (window[-1] - window[0]) / max(1, len(window) - 1) if len(window) > 1 else 0.0
-    share = marginal / args.realistic_trial_s
     print(
-        f"{args.trials} trials in {wall:.1f} s: {args.trials / wall:.1f} trials/s; "
-        f"states {result.states}"
+        f"{label}: {trials} trials in {wall:.1f} s: {trials / wall:.1f} trials/s; states {states}"
     )
     print(
-        f"sampler bridge: suggest {SPENT['suggest']:.1f} s, tell {SPENT['complete']:.1f} s, "
-        f"report+prune {SPENT['result']:.1f} s = {optuna_s:.1f} s "
-        f"({100 * optuna_s / wall:.1f} % of wall)"
+        f"  bridge: suggest {SPENT['suggest']:.1f} s, tell {SPENT['complete']:.1f} s, "
+        f"report{'+prune' if label == 'sslsearch' else ''} {SPENT['result']:.1f} s = "
+        f"{bridge:.1f} s ({100 * bridge / wall:.1f} % of wall)"
     )
     print(
-        f"at trial {at}: {1000 * per_trial_200:.1f} ms per trial on average so far, "
-        f"{1000 * marginal:.1f} ms for one more = {100 * share:.2f} % of a "
-        f"{args.realistic_trial_s} s trial"
+        f"  at trial {at}: {1000 * marginal:.1f} ms for one more trial = "
+        f"{100 * marginal / realistic_s:.2f} % of a {realistic_s} s trial",
+        flush=True,
     )
-    print(f"RESULT trials_per_s={args.trials / wall:.2f}")
-    print(f"RESULT optuna_share_of_wall_pct={100 * optuna_s / wall:.1f}")
-    print(f"RESULT optuna_ms_per_trial_at_{at}={1000 * marginal:.1f}")
+    return {"wall": wall, "bridge": bridge, "marginal": marginal, "at": at}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--realistic-trial-s", type=float, default=23.3)
+    parser.add_argument("--quick", action="store_true", help="100 trials")
+    args = parser.parse_args()
+    if args.quick:
+        args.trials = 100
+    from ray.tune.search.optuna import OptunaSearch
+
+    _timed(OptunaSearcher, "suggest", "suggest")
+    _timed(OptunaSearcher, "on_trial_complete", "complete")
+    _timed(OptunaPruningScheduler, "on_trial_result", "result")
+    _timed(OptunaSearch, "suggest", "suggest")
+    _timed(OptunaSearch, "on_trial_complete", "complete")
+    _timed(OptunaSearch, "on_trial_result", "result")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        _reset()
+        ours = describe(
+            "sslsearch", args.trials, *run_ours(args.trials, root), args.realistic_trial_s
+        )
+        _reset()
+        rays = describe(
+            "ray", args.trials, *run_ray(args.trials, root / "ray"), args.realistic_trial_s
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    at = ours["at"]
+    print(f"RESULT trials_per_s={args.trials / ours['wall']:.2f}")
+    print(f"RESULT ray_trials_per_s={args.trials / rays['wall']:.2f}")
+    print(f"RESULT optuna_share_of_wall_pct={100 * ours['bridge'] / ours['wall']:.1f}")
+    print(f"RESULT optuna_ms_per_trial_at_{at}={1000 * ours['marginal']:.1f}")
+    share = ours["marginal"] / args.realistic_trial_s
     print(f"RESULT optuna_share_of_realistic_trial_pct={100 * share:.2f}")
+    print(f"RESULT bridge_s={ours['bridge']:.1f}")
+    print(f"RESULT ray_bridge_s={rays['bridge']:.1f}")
+    print(f"RESULT bridge_ratio_vs_ray={ours['bridge'] / rays['bridge']:.3f}")
 
 
 if __name__ == "__main__":
