@@ -308,11 +308,11 @@ def summarise(
     sign = 1 if maximize else -1
     out: dict[str, dict[str, float]] = {}
     seeds = sorted(results["none"])
-    targets = {s: best(results["none"][s], maximize=maximize) - sign * POINT for s in seeds}
+    none = [best(results["none"][s], maximize=maximize) for s in seeds]
+    targets = {s: n - sign * POINT for s, n in zip(seeds, none, strict=True)}
     for method, by_seed in results.items():
         costs = [cost_to(by_seed[s], targets[s], maximize=maximize) for s in seeds]
         bests = [best(by_seed[s], maximize=maximize) for s in seeds]
-        none = [best(results["none"][s], maximize=maximize) for s in seeds]
         out[method] = {
             "epochs_to_target": _median([c[0] for c in costs]),
             "wall_to_target": _median([c[1] for c in costs]),
@@ -337,23 +337,27 @@ def write_curves(results: dict[str, dict[int, list[Ran]]], out: Path, *, maximiz
     sign = 1 if maximize else -1
     seeds = sorted(results["none"])
     reference = {s: best(results["none"][s], maximize=maximize) for s in seeds}
+    curves = {
+        (method, s): anytime(by_seed[s], maximize=maximize)
+        for method, by_seed in results.items()
+        for s in seeds
+    }
     with open(out / "efficiency_curves.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "seed", "trial_epochs", "best_so_far", "points_below_none"])
-        for method, by_seed in results.items():
-            for s in seeds:
-                for spent, top in anytime(by_seed[s], maximize=maximize):
-                    below = sign * (reference[s] - top) / POINT
-                    writer.writerow([method, s, spent, f"{top:.6f}", f"{below:.3f}"])
+        for (method, s), curve in curves.items():
+            for spent, top in curve:
+                below = sign * (reference[s] - top) / POINT
+                writer.writerow([method, s, spent, f"{top:.6f}", f"{below:.3f}"])
     fig, ax = plt.subplots(figsize=(7, 4.2))
     limit = max(sum(r.epochs for r in runs) for by in results.values() for runs in by.values())
     grid = list(range(0, limit + 1, max(1, limit // 200)))
-    for method, by_seed in results.items():
+    for method in results:
         below = []
         for x in grid:
             at = []
             for s in seeds:
-                tops = [t for spent, t in anytime(by_seed[s], maximize=maximize) if spent <= x]
+                tops = [t for spent, t in curves[method, s] if spent <= x]
                 top = tops[-1] if tops else math.nan
                 at.append(math.inf if math.isnan(top) else sign * (reference[s] - top) / POINT)
             below.append(statistics.median(at))
