@@ -307,7 +307,7 @@ def _fit(
     """One Tune experiment over the pending ``cases`` (a grid: one trial each)."""
     from ray import tune
 
-    from search.tuner import _trial_name, check_resources, init_ray
+    from search.tuner import _trial_name, check_resources, init_ray, result_logger, run_experiment
 
     objective = long.study.objectives[0]
     init_ray(address, num_cpus=num_cpus)
@@ -327,13 +327,16 @@ def _fit(
             name=experiment,
             storage_path=run.experiments_root(),
             verbose=0,
-            callbacks=[_recorder(run, plan, objective.metric, objective.direction, len(cases))],
+            callbacks=[
+                _recorder(run, plan, objective.metric, objective.direction, len(cases)),
+                result_logger(),
+            ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=long.budget.max_failures),
         ),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tuner.fit()
+    run_experiment(tuner)
 
 
 def run_confirm(

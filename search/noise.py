@@ -163,7 +163,7 @@ def measure_noise(
     recorded."""
     from ray import tune
 
-    from search.tuner import _trainable, _trial_name
+    from search.tuner import _trainable, _trial_name, result_logger, run_experiment
 
     incumbent, seeds = due
     logger.info(
@@ -190,9 +190,9 @@ def measure_noise(
             name=f"noise.{len(_noise_study(run, spec).trials)}",
             storage_path=run.experiments_root(),
             verbose=0,
-            callbacks=[_recorder(run, spec, incumbent, verbose=verbose)],
+            callbacks=[_recorder(run, spec, incumbent, verbose=verbose), result_logger()],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         ),
     )
-    tuner.fit()
+    run_experiment(tuner)

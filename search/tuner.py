@@ -38,6 +38,8 @@ __all__ = [
     "logger_callbacks",
     "register_logger",
     "register_scheduler",
+    "result_logger",
+    "run_experiment",
     "session_seed",
 ]
 
@@ -165,6 +167,14 @@ def _tensorboard(spec: SearchSpec, run_dir: Path, options: dict[str, Any]) -> An
     return TBXLoggerCallback()
 
 
+@register_logger("csv")
+def _csv(spec: SearchSpec, run_dir: Path, options: dict[str, Any]) -> Any:
+    """``progress.csv`` in each trial's directory (Ray Tune's own CSV logger)."""
+    from ray.tune.logger import CSVLoggerCallback
+
+    return CSVLoggerCallback()
+
+
 @register_logger("mlflow")
 def _mlflow(spec: SearchSpec, run_dir: Path, options: dict[str, Any]) -> Any:
     """One MLflow run per trial in the study's experiment (default: ``RUN_DIR/mlruns``)."""
@@ -190,6 +200,46 @@ def logger_callbacks(spec: SearchSpec, run_dir: Path) -> list[Any]:
         LOGGER_CALLBACKS[name](spec, run_dir, dict(options))
         for name, options in spec.study.loggers.items()
     ]
+
+
+def result_logger() -> Any:
+    """The one logger every experiment keeps: each trial's ``result.json``, which the
+    tables, the salvage of a killed run and confirm read."""
+    from ray.tune.logger import JsonLoggerCallback
+
+    return JsonLoggerCallback()
+
+
+#: Set for the length of a Tune experiment unless the user set them.
+_TUNE_ENV = {
+    # Tune adds CSV and TensorBoard loggers to every experiment: ~half a second of
+    # the driver's time per trial that nothing here reads (bench/overhead.py);
+    # ``study.loggers`` switches them back on, and result.json is kept (result_logger).
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Our own progress lines replace Tune's tables; keep the console readable.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+#: A missing metric must fail one trial (the searcher's check), not abort the whole run.
+_STRICT_METRICS = "TUNE_DISABLE_STRICT_METRIC_CHECKING"
+
+
+def run_experiment(tuner: Any) -> Any:
+    """``tuner.fit()`` in sslsearch's Tune environment, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in (*_TUNE_ENV, _STRICT_METRICS)}
+    for name, value in _TUNE_ENV.items():
+        os.environ.setdefault(name, value)
+    os.environ[_STRICT_METRICS] = "1"
+    try:
+        return tuner.fit()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _NoTuneRestoreHint(logging.Filter):
@@ -249,7 +299,7 @@ def _callbacks(spec: SearchSpec, run: RunDir, bridge: StudyBridge, *, verbose: b
                 best=_best_so_far(bridge.study),
             )
         )
-    return callbacks + logger_callbacks(spec, run.path)
+    return [*callbacks, result_logger(), *logger_callbacks(spec, run.path)]
 
 
 def fit(
@@ -274,11 +324,6 @@ def fit(
     name = spec.study.scheduler.name if spec.study.scheduler else "optuna"
     scheduler = SCHEDULERS[name](bridge, spec, metrics[0], modes[0])
     pbt = isinstance(scheduler, PBTScheduler)
-    # A missing metric must fail one trial (searcher), not abort the whole run.
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    # Our own progress lines replace Tune's tables; keep the console readable.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tuner = tune.Tuner(
         tune.with_resources(
@@ -309,4 +354,4 @@ def fit(
             failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
         ),
     )
-    tuner.fit()
+    run_experiment(tuner)

@@ -302,6 +302,7 @@ TUNE_SCHEDULERS: dict[str, dict[str, tuple[str, Any]]] = {
 #: Ray Tune logger callbacks selectable from ``study.loggers``: options and the package each needs.
 LOGGERS: dict[str, tuple[tuple[str, ...], str]] = {
     "tensorboard": ((), "tensorboardX"),
+    "csv": ((), "csv"),
     "mlflow": (("tracking_uri", "experiment_name", "tags", "save_artifact"), "mlflow"),
     "wandb": (("project", "group", "entity", "mode", "api_key_file", "log_config"), "wandb"),
 }

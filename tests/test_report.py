@@ -44,7 +44,7 @@ def test_loggers_are_checked_before_anything_runs():
     text = str(info.value)
     assert (
         "study/loggers/tensorbord: unknown logger (did you mean 'tensorboard'?); "
-        "valid: tensorboard, mlflow, wandb"
+        "valid: tensorboard, csv, mlflow, wandb"
     ) in text
     assert "study/loggers/mlflow/uri: unknown option; valid: tracking_uri" in text
     spec = parse_spec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,47 @@ def test_scheduler_and_logger_registries_match_what_a_space_may_name():
 
     assert set(SCHEDULERS) == {"optuna", *TUNE_SCHEDULERS}  # optuna: no scheduler named
     assert set(LOGGER_CALLBACKS) == set(LOGGERS)
+
+
+def steady(config):
+    from ray import tune
+
+    for epoch in range(1, 3):
+        tune.report({"score": config["x"] * epoch})
+
+
+@pytest.mark.parametrize("loggers", [[], ["csv"]])
+def test_trials_keep_result_json_and_only_the_loggers_named(
+    ray_local, tmp_path, monkeypatch, loggers
+):
+    from analysis.results import result_rows
+
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    monkeypatch.delenv("TUNE_DISABLE_STRICT_METRIC_CHECKING", raising=False)
+    spec = parse_spec(
+        {
+            "study": {
+                "name": "steady",
+                "objective": {"metric": "score", "direction": "maximize"},
+                "sampler": {"name": "random", "seed": 1},
+                "pruner": {"name": "none"},
+                "loggers": loggers,
+            },
+            "budget": {"trials": 2, "epochs": 2, "concurrency": 2},
+            "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        },
+        source="steady.yaml",
+        builtin_trainable=False,
+    )
+    run_search(spec, out=tmp_path / "run", trainable=steady, verbose=False)
+    trials = sorted((tmp_path / "run" / "tune").glob("trial_*"))
+    assert len(trials) == 2
+    for directory in trials:
+        rows = result_rows(str(directory / "result.json"))
+        assert [r["training_iteration"] for r in rows] == [1, 2]
+        # Tune's automatic CSV and TensorBoard loggers are off unless named
+        assert (directory / "progress.csv").exists() == ("csv" in loggers)
+        assert not list(directory.glob("events.out.tfevents.*"))
+    # the experiment's environment is the experiment's only
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
+    assert "TUNE_DISABLE_STRICT_METRIC_CHECKING" not in os.environ
