@@ -107,14 +107,16 @@ def agreement(
     sign = 1.0 if direction == "maximize" else -1.0
     accs = [a for _, a, _ in usable]
     scores = [sign * s for _, _, s in usable]
-    rho = spearmanr(accs, scores).statistic
+    # a constant column has no ranking (scipy would warn and answer NaN)
+    constant = len(set(accs)) == 1 or len(set(scores)) == 1
+    rho = math.nan if constant else float(spearmanr(accs, scores).statistic)
     best = max(accs)
     number, selected, _ = max(usable, key=lambda u: sign * u[2])
     return Agreement(
         labelled=labelled,
         label_free=label_free,
         n=len(usable),
-        spearman=float(rho) if rho == rho else math.nan,
+        spearman=rho,
         best_labelled=best,
         selected_labelled=selected,
         accuracy_lost=best - selected,

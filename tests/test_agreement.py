@@ -62,6 +62,19 @@ def test_only_completed_finite_trials_count():
     )
 
 
+def test_a_constant_score_has_no_spearman_and_no_warning():
+    import warnings
+
+    pairs = [(0.5, 2.0), (0.7, 2.0), (0.6, 2.0)]  # e.g. a saturated uniformity
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = agreement(
+            rows_of(pairs), labelled="knn_top1", label_free="rankme", direction="maximize"
+        )
+    assert math.isnan(a.spearman) and a.n == 3
+    assert a.selected_trial == 0 and a.accuracy_lost == pytest.approx(0.2)
+
+
 def test_all_agreements_finds_the_reported_pairs():
     rows = rows_of([(0.5, 1.0), (0.6, 2.0), (0.7, 3.0)])
     found = all_agreements(rows, shipped().metrics())
