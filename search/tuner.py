@@ -212,9 +212,9 @@ def result_logger() -> Any:
 
 #: Set for the length of a Tune experiment unless the user set them.
 _TUNE_ENV = {
-    # Tune adds CSV and TensorBoard loggers to every experiment: ~half a second of
-    # the driver's time per trial that nothing here reads (bench/overhead.py);
-    # ``study.loggers`` switches them back on, and result.json is kept (result_logger).
+    # Tune adds CSV and TensorBoard loggers to every experiment, written by the
+    # driver on every result, and nothing here reads them; ``study.loggers``
+    # switches them back on, and result.json is kept (result_logger).
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     # Our own progress lines replace Tune's tables; keep the console readable.
     "RAY_AIR_NEW_OUTPUT": "0",
