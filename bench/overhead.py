@@ -11,7 +11,8 @@ which includes starting the actors) and steady state
 (``overhead_ratio_steady``: from the first epoch's start on both sides; under
 Tune that start is a result's timestamp, whole seconds, less its epoch's
 time). The whole ``run_search`` call, which also measures the random-init
-baseline and writes the tables and the report, is printed too. Goal: <= 1.10.
+baseline, re-runs the best configuration twice (the noise floor) and writes
+the tables and the report, is printed too. Goal: <= 1.10.
 
 Part 2 — start-up per trial. 1-epoch trials on 2,000 generated shapes (slow to
 generate, so where the data is decoded shows) with and without the dataset in
