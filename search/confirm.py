@@ -307,7 +307,7 @@ def _fit(
     """One Tune experiment over the pending ``cases`` (a grid: one trial each)."""
     from ray import tune
 
-    from search.tuner import _trial_name, check_resources, init_ray, result_logger, run_experiment
+    from search.tuner import _trial_name, check_resources, init_ray, run_config, run_experiment
 
     objective = long.study.objectives[0]
     init_ray(address, num_cpus=num_cpus)
@@ -323,16 +323,11 @@ def _fit(
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),
-        run_config=tune.RunConfig(
-            name=experiment,
-            storage_path=run.experiments_root(),
-            verbose=0,
-            callbacks=[
-                _recorder(run, plan, objective.metric, objective.direction, len(cases)),
-                result_logger(),
-            ],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=long.budget.max_failures),
+        run_config=run_config(
+            run,
+            experiment,
+            [_recorder(run, plan, objective.metric, objective.direction, len(cases))],
+            max_failures=long.budget.max_failures,
         ),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -163,7 +163,7 @@ def measure_noise(
     recorded."""
     from ray import tune
 
-    from search.tuner import _trainable, _trial_name, result_logger, run_experiment
+    from search.tuner import _trainable, _trial_name, run_config, run_experiment
 
     incumbent, seeds = due
     logger.info(
@@ -186,13 +186,11 @@ def measure_noise(
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),
-        run_config=tune.RunConfig(
-            name=f"noise.{len(_noise_study(run, spec).trials)}",
-            storage_path=run.experiments_root(),
-            verbose=0,
-            callbacks=[_recorder(run, spec, incumbent, verbose=verbose), result_logger()],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+        run_config=run_config(
+            run,
+            f"noise.{len(_noise_study(run, spec).trials)}",
+            [_recorder(run, spec, incumbent, verbose=verbose)],
+            max_failures=spec.budget.max_failures,
         ),
     )
     run_experiment(tuner)

@@ -38,7 +38,7 @@ __all__ = [
     "logger_callbacks",
     "register_logger",
     "register_scheduler",
-    "result_logger",
+    "run_config",
     "run_experiment",
     "session_seed",
 ]
@@ -202,19 +202,33 @@ def logger_callbacks(spec: SearchSpec, run_dir: Path) -> list[Any]:
     ]
 
 
-def result_logger() -> Any:
-    """The one logger every experiment keeps: each trial's ``result.json``, which the
-    tables, the salvage of a killed run and confirm read."""
+def run_config(
+    run: RunDir, name: str, callbacks: list[Any], *, max_failures: int, keep: int | None = 1
+) -> Any:
+    """Tune's ``RunConfig`` of every experiment of a run (search, noise floor, confirm):
+    in the run directory, quiet, ``keep`` checkpoints per trial, a failed trial
+    retried ``max_failures`` times from its last checkpoint, on any node (a lost
+    node, a CUDA OOM). Besides ``callbacks``, the one logger every experiment keeps:
+    each trial's ``result.json``, which the tables, the salvage of a killed run and
+    confirm read (Tune's automatic loggers are off: :func:`run_experiment`)."""
+    from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    return JsonLoggerCallback()
+    return tune.RunConfig(
+        name=name,
+        storage_path=run.experiments_root(),
+        verbose=0,
+        callbacks=[*callbacks, JsonLoggerCallback()],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+    )
 
 
 #: Set for the length of a Tune experiment unless the user set them.
 _TUNE_ENV = {
     # Tune adds CSV and TensorBoard loggers to every experiment, written by the
     # driver on every result, and nothing here reads them; ``study.loggers``
-    # switches them back on, and result.json is kept (result_logger).
+    # switches them back on, and result.json is kept (run_config).
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     # Our own progress lines replace Tune's tables; keep the console readable.
     "RAY_AIR_NEW_OUTPUT": "0",
@@ -299,7 +313,7 @@ def _callbacks(spec: SearchSpec, run: RunDir, bridge: StudyBridge, *, verbose: b
                 best=_best_so_far(bridge.study),
             )
         )
-    return [*callbacks, result_logger(), *logger_callbacks(spec, run.path)]
+    return callbacks + logger_callbacks(spec, run.path)
 
 
 def fit(
@@ -342,16 +356,14 @@ def fit(
             metric=metrics[0],
             mode=modes[0],
         ),
-        run_config=tune.RunConfig(
-            name=bridge.experiment,
-            storage_path=run.experiments_root(),
-            verbose=0,
-            callbacks=_callbacks(spec, run, bridge, verbose=verbose),
-            # PBT clones other trials' checkpoints: Tune deleting old ones under it
-            # logged errors (Ray 2.60), so PBT runs keep them all
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if pbt else 1),
-            # retried from the last checkpoint, on any node (a lost node, a CUDA OOM)
-            failure_config=tune.FailureConfig(max_failures=spec.budget.max_failures),
+        # PBT clones other trials' checkpoints: Tune deleting old ones under it
+        # logged errors (Ray 2.60), so PBT runs keep them all
+        run_config=run_config(
+            run,
+            bridge.experiment,
+            _callbacks(spec, run, bridge, verbose=verbose),
+            max_failures=spec.budget.max_failures,
+            keep=None if pbt else 1,
         ),
     )
     run_experiment(tuner)
