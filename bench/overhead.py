@@ -26,17 +26,19 @@ The last lines are ``RESULT name=value``. Interleaved, one run each.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import tempfile
 import time
+from os.path import join
 from pathlib import Path
 
 import optuna
 import torch
 
-from analysis.rundir import open_storage
+from analysis.results import result_rows
+from analysis.rundir import RunDir, open_storage
 from search import run_search
+from search.recover import trial_dir
 from spaces import parse_spec
 from spaces.compile import trial_config
 
@@ -110,8 +112,7 @@ def _spans(out: Path, name: str) -> tuple[float, float]:
     last = max(t.datetime_complete for t in trials).timestamp()
     epoch_starts = []
     for t in trials:
-        path = out / "tune" / f"trial_{t.user_attrs['tune_trial_id']}" / "result.json"
-        row = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+        row = result_rows(join(trial_dir(RunDir(out), t), "result.json"))[0]
         epoch_starts.append(row["timestamp"] - row["time_this_iter_s"])
     return last - first, last - min(epoch_starts)
 
