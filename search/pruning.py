@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import optuna
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
@@ -122,6 +123,14 @@ class OptunaPruningScheduler(_StudyHooks, FIFOScheduler):
         self.bridge = bridge
         self._metric = metric
         self.max_t = max_t
+        self._nop: bool | None = None
+
+    @property
+    def _never_prunes(self) -> bool:
+        """``pruner: none``: the answer is known, so Optuna is not asked (a read per epoch)."""
+        if self._nop is None:
+            self._nop = isinstance(self.bridge.pruning_study.pruner, optuna.pruners.NopPruner)
+        return self._nop
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value = result.get(self._metric)
@@ -135,7 +144,7 @@ class OptunaPruningScheduler(_StudyHooks, FIFOScheduler):
         # NaN is reported as Optuna would get it: its pruners prune NaN curves.
         # multi-objective studies report the primary objective to a single-objective twin
         step, ot = _report(self.bridge, trial, value, int(step))
-        if ot is None or (self.max_t is not None and step >= self.max_t):
+        if ot is None or (self.max_t is not None and step >= self.max_t) or self._never_prunes:
             return TrialScheduler.CONTINUE
         if ot.should_prune():
             _record_pruned(self.bridge, trial, step)

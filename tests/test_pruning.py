@@ -170,3 +170,39 @@ def test_a_scheduler_and_a_pruner_together_are_refused():
             {"study": {"scheduler": {"name": "asha"}, "pruner": {"name": "median"}}},
             source="test",
         )
+
+
+@pytest.mark.parametrize(("pruner", "asked"), [("none", 0), ("median", 3)])
+def test_a_pruner_that_never_prunes_is_not_asked(tmp_path, monkeypatch, pruner, asked):
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from search.pruning import OptunaPruningScheduler
+    from search.sampler import OptunaSearcher
+    from search.tuner import build_bridge
+    from spaces import define_by_run
+
+    spec = parse_spec(
+        {
+            "study": {"name": "nop", "objective": {"metric": "score"}, "pruner": {"name": pruner}},
+            "budget": {"trials": 1, "epochs": 4},
+            "params": {"x": {"type": "float", "low": 0, "high": 1}},
+        },
+        source="test",
+        builtin_trainable=False,
+    )
+    bridge = build_bridge(spec, f"sqlite:///{tmp_path / 'study.db'}", "tune")
+    OptunaSearcher(bridge, define_by_run(spec), metrics=["score"], modes=["max"]).suggest("t")
+    scheduler = OptunaPruningScheduler(bridge, metric="score", max_t=4)
+    calls = []
+    original = optuna.Trial.should_prune
+    monkeypatch.setattr(optuna.Trial, "should_prune", lambda t: calls.append(1) or original(t))
+    trial = SimpleNamespace(trial_id="t")
+    decisions = [
+        scheduler.on_trial_result(None, trial, {"score": e / 8, "training_iteration": e})
+        for e in range(1, 5)
+    ]
+    assert decisions == [TrialScheduler.CONTINUE] * 4
+    assert len(calls) == asked  # epochs 1-3 (epoch 4 is the last: never asked)
+    assert bridge.study.trials[0].intermediate_values == {e: e / 8 for e in range(1, 5)}
