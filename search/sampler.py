@@ -25,9 +25,38 @@ from ray.tune.search import Searcher
 from analysis.rundir import Attr, open_storage
 from search.recover import RESUME_KEY
 
-__all__ = ["OptunaSearcher", "StudyBridge"]
+__all__ = ["OptunaSearcher", "StudyBridge", "ask_with_attrs"]
 
 logger = logging.getLogger(__name__)
+
+
+def ask_with_attrs(study: optuna.Study, attrs: Mapping[str, Any]) -> optuna.Trial:
+    """``study.ask()``, with user attributes written in the same transaction.
+
+    What :meth:`optuna.Study.ask` does, step for step (the trial cache reset,
+    an enqueued trial popped first), except that a new trial is created from
+    a template carrying ``attrs``: one storage commit instead of one per
+    attribute (two SQLite commits are ~8 ms of a trial's bridge time). An
+    enqueued trial gets its attributes written after it is popped. Relies on
+    three private members of Optuna's ``Study``, pinned in constraints.txt and
+    checked by tests/test_sampler.py against ``study.ask()``.
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> trial = ask_with_attrs(study, {"tune_trial_id": "abc_00000"})
+        >>> trial.number, trial.user_attrs
+        (0, {'tune_trial_id': 'abc_00000'})
+    """
+    study._thread_local.cached_all_trials = None  # as ask(): sync storage once per trial
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is None:
+        template = optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs=dict(attrs))
+        trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+        return optuna.Trial(study, trial_id)
+    trial = optuna.Trial(study, trial_id)
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return trial
 
 
 class StudyBridge:
@@ -124,14 +153,14 @@ class StudyBridge:
         the interrupted trial up to its checkpoint, and its Tune iterations
         count on from there (:attr:`offsets`).
         """
-        trial = self.study.ask()
-        trial.set_user_attr(Attr.TUNE_TRIAL_ID, tune_trial_id)
-        trial.set_user_attr(Attr.TUNE_EXPERIMENT, self.experiment)
+        trial = ask_with_attrs(
+            self.study,
+            {Attr.TUNE_TRIAL_ID: tune_trial_id, Attr.TUNE_EXPERIMENT: self.experiment},
+        )
         self._trials[tune_trial_id] = trial
         self.numbers[tune_trial_id] = trial.number
         if self.multi_objective:
-            twin = self.pruning_study.ask()
-            twin.set_user_attr(Attr.TRIAL_NUMBER, trial.number)
+            twin = ask_with_attrs(self.pruning_study, {Attr.TRIAL_NUMBER: trial.number})
             self._twins[tune_trial_id] = twin
             self.twin_numbers[tune_trial_id] = twin.number
         attrs = trial.user_attrs

@@ -170,3 +170,35 @@ def test_each_resumed_session_samples_its_own_stream(tmp_path):
         draws.append(trial.suggest_float("x", 0, 1))
     assert len(set(draws[:3])) == 3  # the run and each resume: different draws
     assert draws[3] == draws[1]  # and the same session draws the same: reproducible
+
+
+def test_ask_with_attrs_samples_as_study_ask_and_pops_enqueued_trials_first(tmp_path):
+    from search.sampler import ask_with_attrs
+
+    def study(name):
+        return optuna.create_study(
+            storage=f"sqlite:///{tmp_path / name}.db",
+            sampler=optuna.samplers.TPESampler(
+                seed=3, multivariate=True, constant_liar=True, n_startup_trials=4
+            ),
+        )
+
+    ours, plain = study("ours"), study("plain")
+    for s in (ours, plain):
+        s.enqueue_trial({"x": 0.25}, user_attrs={"queued": True})
+    for number in range(12):
+        a = ask_with_attrs(ours, {"tune_trial_id": f"t{number}", "n": number})
+        b = plain.ask()
+        xa, xb = a.suggest_float("x", 0, 1), b.suggest_float("x", 0, 1)
+        assert xa == xb  # the same draws as plain Optuna, the enqueued point first
+        if number % 3 == 2:  # a trial still running when the next is asked: the liar counts it
+            continue
+        ours.tell(a, (xa - 0.6) ** 2)
+        plain.tell(b, (xb - 0.6) ** 2)
+    trials = optuna.load_study(
+        study_name=ours.study_name, storage=f"sqlite:///{tmp_path / 'ours'}.db"
+    ).trials
+    assert trials[0].params == {"x": 0.25}
+    assert trials[0].user_attrs == {"queued": True, "tune_trial_id": "t0", "n": 0}
+    assert [t.user_attrs["tune_trial_id"] for t in trials] == [f"t{i}" for i in range(12)]
+    assert [t.state for t in trials[2::3]] == [optuna.trial.TrialState.RUNNING] * 4
