@@ -123,14 +123,8 @@ class OptunaPruningScheduler(_StudyHooks, FIFOScheduler):
         self.bridge = bridge
         self._metric = metric
         self.max_t = max_t
-        self._nop: bool | None = None
-
-    @property
-    def _never_prunes(self) -> bool:
-        """``pruner: none``: the answer is known, so Optuna is not asked (a read per epoch)."""
-        if self._nop is None:
-            self._nop = isinstance(self.bridge.pruning_study.pruner, optuna.pruners.NopPruner)
-        return self._nop
+        # ``pruner: none``: the answer is known, so Optuna is not asked (a read per epoch)
+        self._never_prunes = isinstance(bridge.pruner_factory(), optuna.pruners.NopPruner)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         value = result.get(self._metric)
