@@ -138,14 +138,16 @@ def grid_size(spec: SearchSpec) -> int:
 
 
 def representative_configs(spec: SearchSpec) -> Iterator[dict[str, Any]]:
-    """Configs that visit every parameter's ends and every choice (for validation).
+    """Configs that visit every parameter's ends and every choice (for validation):
+    each choice (and each value of a short int range) with the others at their low
+    ends, and again at their high ends.
 
     Each config respects the conditions: a parameter is set only where they hold.
     """
     plans: list[dict[str, int]] = [{"end": 0}, {"end": -1}]
     for p in spec.params:
-        if p.sampled and not p.is_range:  # visit every choice once
-            plans += [{"end": 0, p.name: i} for i in range(len(p.ends()))]
+        if p.sampled and (not p.is_range or len(p.ends()) > 2):  # every value, both ways
+            plans += [{"end": e, p.name: i} for i in range(len(p.ends())) for e in (0, -1)]
     for plan in plans:
         values: dict[str, Any] = {}
         for p in spec.params:

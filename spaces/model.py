@@ -272,6 +272,12 @@ class IntParam(_Range):
     def suggest(self, trial: Any) -> int:
         return trial.suggest_int(self.name, self.low, self.high, log=self.log, step=self.step)
 
+    def ends(self) -> tuple[Any, ...]:
+        """Its two ends, or every value when it has at most 16: a value inside may
+        be the bad one (a patch size that does not divide the image)."""
+        values = range(self.low, self.high + 1, self.step)
+        return tuple(values) if len(values) <= 16 else (self.low, self.high)
+
     def pbt_domain(self, tune: Any) -> Any:
         if self.log:
             return tune.lograndint(self.low, self.high + 1)

@@ -50,7 +50,10 @@ def test_sampled_values_lie_in_what_the_kind_says_it_can_take(param):
 
 def test_ends_grid_axes_and_sampled_flags():
     a, _, c, d, _, f = PARAMS
-    assert a.ends() == (0.1, 0.9) and c.ends() == (2, 8) and d.ends() == ("x", 1, True)
+    assert a.ends() == (0.1, 0.9) and c.ends() == (2, 4, 6, 8) and d.ends() == ("x", 1, True)
+    # an int range visits every value when it has few (one inside may be the bad one)
+    assert IntParam("n", 1, 16).ends() == tuple(range(1, 17))
+    assert IntParam("n", 1, 17).ends() == (1, 17)
     assert [p.grid_axis() for p in PARAMS] == [None, None, None, ["x", 1, True], [0.25, 0.5], None]
     assert [p.sampled for p in PARAMS] == [True, True, True, True, True, False]
     assert [p.is_range for p in PARAMS] == [True, True, True, False, False, False]

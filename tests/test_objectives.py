@@ -49,6 +49,18 @@ def test_mae_reconstruction_matches_reference(norm_pix):
     assert got.item() == pytest.approx(reference_mae(pred, target, mask, norm_pix), rel=1e-5)
 
 
+def test_norm_pix_refuses_one_value_patches():
+    # a 1x1 patch of one channel: its unbiased variance is NaN, and so would be the loss
+    pred, target, mask = (
+        torch.zeros(2, 4, 1),
+        torch.rand(2, 4, 1),
+        torch.ones(2, 4, dtype=torch.bool),
+    )
+    assert mae_reconstruction(pred, target, mask).isfinite()
+    with pytest.raises(ValueError, match="at least 2 values"):
+        mae_reconstruction(pred, target, mask, norm_pix=True)
+
+
 def test_mae_reconstruction_ignores_visible_patches():
     pred = torch.zeros(1, 4, 3)
     target = torch.tensor([[[1.0] * 3, [2.0] * 3, [100.0] * 3, [100.0] * 3]])

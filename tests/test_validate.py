@@ -36,6 +36,17 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
             "red, blue",
         ),
         ({"model": {"name": "resnet_small"}}, "model/name", "'mae' masks patch tokens"),
+        ({"model": {"patch_size": 3}}, "model/patch_size", "does not tile the 8x8 images"),
+        (
+            {"data": {"name": "shapes", "options": {"image_size": 20}}, "model": {"patch_size": 8}},
+            "model/patch_size",
+            "patch size 8 does not tile the 20x20 images of data 'shapes'; use a divisor of 20",
+        ),
+        (
+            {"model": {"patch_size": 1}, "loss": {"name": "hybrid", "hybrid": {"norm_pix": True}}},
+            "loss/hybrid/norm_pix",
+            "a 1x1 patch (model/patch_size 1) of 1 channel has one value",
+        ),
         ({"model": {"name": "resnet18"}, "loss": {"name": "hybrid"}}, "model/name", "ViT"),
         (
             {"model": {"name": "vit_medium_patch16_gap_256"}, "mask": {"strategy": "attention"}},
@@ -65,3 +76,18 @@ def test_attention_masking_is_checked_only_where_something_masks():
     parse_trial_config({**cfg, "mask": {"strategy": "attention"}})
     for vit in ("vit_digits", "vit_tiny_patch16_224"):
         parse_trial_config({"model": {"name": vit}, "mask": {"strategy": "attention"}})
+
+
+def test_patch_geometry_is_checked_where_the_source_says_its_images():
+    # what the refusals above prevent: a trial that fails to build, or trains on NaN
+    parse_trial_config({"model": {"patch_size": 4}})  # 4 tiles the digits' 8 pixels
+    parse_trial_config({"model": {"patch_size": 1}, "loss": {"mae": {"norm_pix": False}}})
+    # three channels make a 1x1 patch three values: a variance exists
+    shapes = {"name": "shapes", "options": {"image_size": 16}}
+    parse_trial_config(
+        {"data": shapes, "model": {"patch_size": 1}, "loss": {"mae": {"norm_pix": True}}}
+    )
+    # a source that does not declare its images (npz: known only once loaded) is not guessed
+    parse_trial_config(
+        {"data": {"name": "npz", "options": {"path": __file__}}, "model": {"patch_size": 3}}
+    )

@@ -4,6 +4,10 @@ Contract: ``(**options) -> (images uint8 [N, C, H, W], labels int64 [N] | None)`
 :func:`load_dataset` splits the result into a train set (the SSL training
 images and the probe's memory bank) and a held-out val set (the probe's
 queries) with a fixed seed. Nothing is ever downloaded.
+
+A source may declare ``geometry={"image_size": ..., "channels": ...}``, each a
+number or the name of the option that sets it: validation then checks the
+encoder's patch size against the images before any trial starts.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ class Dataset:
         return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
 
 
-@register_data_source("digits")
+@register_data_source("digits", geometry={"image_size": 8, "channels": 1})
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes)."""
     from sklearn.datasets import load_digits
@@ -127,6 +131,7 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
 
 @register_data_source(
     "shapes",
+    geometry={"image_size": "image_size", "channels": 3},
     limits={
         "count": "[10, 1000000]",  # enough to hold out a probe set; bounded memory
         "image_size": "[8, 512]",
@@ -278,6 +283,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @register_data_source(
     "image_folder",
+    geometry={"image_size": "image_size", "channels": "channels"},
     limits={"image_size": "[4, 1024]", "channels": (1, 3), "on_error": ("fail", "skip")},
 )
 def image_folder(
@@ -327,7 +333,7 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to load {module}.{name}")
 
 
-@register_data_source("cifar")
+@register_data_source("cifar", geometry={"image_size": 32, "channels": 3})
 def cifar(*, path: str, files: str = "*_batch*") -> tuple[torch.Tensor, torch.Tensor]:
     """CIFAR-style pickled batches (``data_batch_1`` ... ``test_batch``) in ``path``.
 
@@ -362,7 +368,9 @@ def cifar(*, path: str, files: str = "*_batch*") -> tuple[torch.Tensor, torch.Te
 
 
 @register_data_source(
-    "parquet", limits={"image_size": "[4, 1024]", "channels": (1, 3), "on_error": ("fail", "skip")}
+    "parquet",
+    geometry={"image_size": "image_size", "channels": "channels"},
+    limits={"image_size": "[4, 1024]", "channels": (1, 3), "on_error": ("fail", "skip")},
 )
 def parquet(
     *,

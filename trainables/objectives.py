@@ -122,6 +122,8 @@ def mae_reconstruction(
             f"mask {tuple(mask.shape)}"
         )
     if norm_pix:
+        if target.shape[-1] < 2:  # one value has no (unbiased) variance: NaN, not a loss
+            raise ValueError("norm_pix needs patches of at least 2 values, got 1")
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)
         target = (target - mean) / (var + 1e-6).sqrt()

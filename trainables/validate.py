@@ -95,6 +95,7 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
     _check_aug(cfg, cat)
     _check_loss(cfg, cat)
     _check_encoder_fits(cfg, cat)
+    _check_geometry(cfg, cat)
     _check_probes(cfg, cat)
     _check_ranges(cfg)
 
@@ -122,6 +123,37 @@ def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
         )
     if scores == "attention" and problem:
         raise attention_refusal(cfg.mask.strategy, problem)
+
+
+def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
+    """A preset ViT's patch must tile the images (when the source says their size), and
+    ``norm_pix`` needs patches of more than one value (a 1x1 patch of one channel has
+    no variance: its normalised target is NaN)."""
+    geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
+    if not geometry or cfg.model.name not in cat.names("encoder"):
+        return
+    patch = cfg.model.patch_size or cat.entry("encoder", cfg.model.name).options.get("patch_size")
+    if not isinstance(patch, int):
+        return  # not a ViT preset
+    options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
+    size, channels = (
+        options.get(v) if isinstance(v, str) else v
+        for v in (geometry["image_size"], geometry["channels"])
+    )
+    if isinstance(size, int) and size % patch:
+        raise ConfigError(
+            "model/patch_size",
+            f"patch size {patch} does not tile the {size}x{size} images of data "
+            f"'{cfg.data.name}'; use a divisor of {size}",
+        )
+    norm_pix = cfg.loss.options.get(cfg.loss.name, {}).get("norm_pix")
+    if norm_pix is True and isinstance(channels, int) and patch * patch * channels < 2:
+        raise ConfigError(
+            f"loss/{cfg.loss.name}/norm_pix",
+            f"normalises each target patch by its variance, but a {patch}x{patch} patch "
+            f"(model/patch_size {patch}) of {channels} channel has one value; "
+            "use patch_size >= 2 or norm_pix: false",
+        )
 
 
 def attention_refusal(strategy: str, problem: str) -> ConfigError:
