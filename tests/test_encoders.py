@@ -16,6 +16,11 @@ def test_presets_build_for_their_image_size(name):
     x = torch.randn(2, 3, size, size)
     assert enc.encode_visible(x, None).shape == (2, 1 + enc.num_tokens, enc.embed_dim)
 
+    # a patch that does not tile the images: refused at build (timm would drop the rest)
+    with pytest.raises(ConfigError, match="patch size 3 does not tile the 8x8") as info:
+        build_encoder(ModelConfig(name=name, patch_size=3), image_size=8, channels=3)
+    assert info.value.path == "model/patch_size"
+
 
 def test_the_small_image_resnet_keeps_the_resolution_in_its_first_stage():
     enc = build_encoder(ModelConfig(name="resnet_small"), image_size=16, channels=3).eval()

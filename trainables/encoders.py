@@ -44,6 +44,11 @@ def _vit(
     image_size: int, channels: int, patch_size: int, embed_dim: int, depth: int, num_heads: int
 ) -> nn.Module:
     """timm's VisionTransformer without a head, for the named ViT sizes below."""
+    if image_size % patch_size:  # timm would drop the remainder; patchify would fail later
+        raise ConfigError(
+            "model/patch_size",
+            f"patch size {patch_size} does not tile the {image_size}x{image_size} images",
+        )
     return VisionTransformer(
         img_size=image_size,
         in_chans=channels,
