@@ -95,9 +95,9 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
     _check_aug(cfg, cat)
     _check_loss(cfg, cat)
     _check_encoder_fits(cfg, cat)
-    _check_geometry(cfg, cat)
     _check_probes(cfg, cat)
     _check_ranges(cfg)
+    _check_geometry(cfg, cat)  # after the ranges: a patch size is >= 1 here
 
 
 def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
