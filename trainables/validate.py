@@ -132,9 +132,10 @@ def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
     geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
     if not geometry or cfg.model.name not in cat.names("encoder"):
         return
-    patch = cfg.model.patch_size or cat.entry("encoder", cfg.model.name).options.get("patch_size")
-    if not isinstance(patch, int):
-        return  # not a ViT preset
+    preset = cat.entry("encoder", cfg.model.name).options.get("patch_size")
+    if not isinstance(preset, int):
+        return  # not a ViT preset (a CNN's model/patch_size is refused when it is built)
+    patch = cfg.model.patch_size or preset
     options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
     size, channels = (
         options.get(v) if isinstance(v, str) else v
