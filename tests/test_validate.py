@@ -38,6 +38,16 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
         ({"model": {"name": "resnet_small"}}, "model/name", "'mae' masks patch tokens"),
         ({"model": {"patch_size": 3}}, "model/patch_size", "does not tile the 8x8 images"),
         (
+            {"model": {"name": "resnet_small", "depth": 2}, "loss": {"name": "simclr"}},
+            "model/depth",
+            "'resnet_small' takes no depth; the sizes apply to ViTs only",
+        ),
+        (
+            {"model": {"name": "resnet18", "patch_size": 4}, "loss": {"name": "simclr"}},
+            "model/patch_size",
+            "'resnet18' takes no patch_size",
+        ),
+        (
             {"data": {"name": "shapes", "options": {"image_size": 20}}, "model": {"patch_size": 8}},
             "model/patch_size",
             "patch size 8 does not tile the 20x20 images of data 'shapes'; use a divisor of 20",

@@ -91,6 +91,20 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
         from trainables.encoders import check_timm_name  # a timm model: ask timm
 
         check_timm_name(cfg.model.name)
+    sizes = [k for k in ("patch_size", "embed_dim", "depth", "num_heads") if getattr(cfg.model, k)]
+    if sizes:  # a preset takes the sizes its function takes; a timm model, if it is a ViT
+        if cfg.model.name in cat.names("encoder"):
+            takes = cat.entry("encoder", cfg.model.name).options
+        else:
+            from trainables.encoders import timm_model_kind
+
+            takes = sizes if timm_model_kind(cfg.model.name)[0] else []
+        for key in sizes:
+            if key not in takes:
+                raise ConfigError(
+                    f"model/{key}",
+                    f"'{cfg.model.name}' takes no {key}; the sizes apply to ViTs only",
+                )
     _check_mask(cfg, cat)
     _check_aug(cfg, cat)
     _check_loss(cfg, cat)
