@@ -1,9 +1,11 @@
 """A run on a real multi-node Ray cluster on this machine, losing a worker node mid-trial.
 
-Started by ``tests/test_fault_tolerance.py`` in its own process (a driver can
-attach to one Ray cluster only): head (no CPUs) + 2 worker nodes of 1 CPU;
-when a trial on worker 0 has checkpointed twice, worker 0 is removed without
-warning. Prints ``RESULT {"number": trial, "node": killed node id}``.
+Started by ``tests/test_tuner.py`` in its own process (a driver can attach to
+one Ray cluster only): head (no CPUs) + 2 worker nodes of 1 CPU; when a trial
+on worker 0 has checkpointed twice, worker 0 is removed without warning.
+Writes ``{"number": trial, "node": killed node id}`` to ``killed.json`` beside
+RUN_DIR (a file: Ray's log lines share stdout and can land inside a printed
+line) and prints it as ``RESULT ...``.
 
     python tests/cluster_run.py RUN_DIR
 """
@@ -94,6 +96,7 @@ def main() -> None:
     threading.Thread(target=kill_a_worker, daemon=True).start()
     try:
         run_search(spec, out=out, address=cluster.address, trainable=steady, verbose=False)
+        (out.parent / "killed.json").write_text(json.dumps(killed), encoding="utf-8")
         print("RESULT " + json.dumps(killed), flush=True)
     finally:  # a cluster left up leaves /tmp/ray pointing at it for every later ray.init
         ray.shutdown()
