@@ -27,6 +27,9 @@ from trainables.errors import shown
 
 __all__ = ["attention_refusal", "check_options", "parse_trial_config", "validate"]
 
+#: The ``model/`` sizes a ViT takes (a CNN takes none).
+_MODEL_SIZES = ("patch_size", "embed_dim", "depth", "num_heads")
+
 
 def parse_trial_config(
     config: Mapping[str, Any], *, catalogue: Catalogue | None = None
@@ -91,7 +94,7 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
         from trainables.encoders import check_timm_name  # a timm model: ask timm
 
         check_timm_name(cfg.model.name)
-    sizes = [k for k in ("patch_size", "embed_dim", "depth", "num_heads") if getattr(cfg.model, k)]
+    sizes = [k for k in _MODEL_SIZES if getattr(cfg.model, k)]
     if sizes:  # a preset takes the sizes its function takes; a timm model, if it is a ViT
         if cfg.model.name in cat.names("encoder"):
             takes = cat.entry("encoder", cfg.model.name).options
@@ -148,7 +151,7 @@ def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
         return
     preset = cat.entry("encoder", cfg.model.name).options.get("patch_size")
     if not isinstance(preset, int):
-        return  # not a ViT preset (a CNN's model/patch_size is refused when it is built)
+        return  # not a ViT preset (a size given to a CNN is refused in validate())
     patch = cfg.model.patch_size or preset
     options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
     size, channels = (
@@ -246,7 +249,7 @@ def _check_ranges(cfg: TrialConfig) -> None:
     for key, low in (("epochs", 1), ("threads", 0)):
         if getattr(cfg.train, key) < low:
             raise ConfigError(f"train/{key}", f"expected >= {low}")
-    for key in ("patch_size", "embed_dim", "depth", "num_heads"):
+    for key in _MODEL_SIZES:
         value = getattr(cfg.model, key)
         if value is not None and value < 1:
             raise ConfigError(f"model/{key}", f"expected an integer >= 1, got {value}")
