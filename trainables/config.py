@@ -19,6 +19,7 @@ from trainables._registry import suggest
 from trainables.errors import SSLSearchError, shown
 
 __all__ = [
+    "VIT_SIZES",
     "AugConfig",
     "ConfigError",
     "DataConfig",
@@ -81,6 +82,10 @@ class ModelConfig:
     decoder_dim: int = 64
     decoder_depth: int = 1
     decoder_heads: int = 4
+
+
+#: The ``model/`` sizes only a ViT takes (a CNN takes none), in ModelConfig's order.
+VIT_SIZES = ("patch_size", "embed_dim", "depth", "num_heads")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from timm.models.vision_transformer import Attention, VisionTransformer
 from torch import nn
 
 from trainables._registry import Registry
-from trainables.config import ConfigError, ModelConfig
+from trainables.config import VIT_SIZES, ConfigError, ModelConfig
 
 __all__ = [
     "ENCODERS",
@@ -258,11 +258,7 @@ def build_encoder(cfg: ModelConfig, *, image_size: int, channels: int) -> Encode
         >>> enc.grid_hw, enc.embed_dim
         ((4, 4), 96)
     """
-    overrides = {
-        k: v
-        for k in ("patch_size", "embed_dim", "depth", "num_heads")
-        if (v := getattr(cfg, k)) is not None
-    }
+    overrides = {k: v for k in VIT_SIZES if (v := getattr(cfg, k)) is not None}
     if cfg.name in ENCODERS:
         if not set(overrides) <= set(ENCODERS.options(cfg.name)):
             _refuse_vit_overrides(overrides, cfg.name)

@@ -22,13 +22,10 @@ from typing import Any
 
 from trainables._registry import REQUIRED, UnknownNameError, check_value, suggest
 from trainables.catalogue import Catalogue, live
-from trainables.config import ConfigError, TrialConfig
+from trainables.config import VIT_SIZES, ConfigError, TrialConfig
 from trainables.errors import shown
 
 __all__ = ["attention_refusal", "check_options", "parse_trial_config", "validate"]
-
-#: The ``model/`` sizes a ViT takes (a CNN takes none).
-_MODEL_SIZES = ("patch_size", "embed_dim", "depth", "num_heads")
 
 
 def parse_trial_config(
@@ -94,7 +91,7 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
         from trainables.encoders import check_timm_name  # a timm model: ask timm
 
         check_timm_name(cfg.model.name)
-    sizes = [k for k in _MODEL_SIZES if getattr(cfg.model, k)]
+    sizes = [k for k in VIT_SIZES if getattr(cfg.model, k)]
     if sizes:  # a preset takes the sizes its function takes; a timm model, if it is a ViT
         if cfg.model.name in cat.names("encoder"):
             takes = cat.entry("encoder", cfg.model.name).options
@@ -249,7 +246,7 @@ def _check_ranges(cfg: TrialConfig) -> None:
     for key, low in (("epochs", 1), ("threads", 0)):
         if getattr(cfg.train, key) < low:
             raise ConfigError(f"train/{key}", f"expected >= {low}")
-    for key in _MODEL_SIZES:
+    for key in VIT_SIZES:
         value = getattr(cfg.model, key)
         if value is not None and value < 1:
             raise ConfigError(f"model/{key}", f"expected an integer >= 1, got {value}")
