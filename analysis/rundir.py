@@ -35,7 +35,7 @@ import yaml
 
 from analysis.results import join, result_files
 from spaces import load_spec
-from spaces.compile import FIXED_ATTR_PREFIX
+from spaces.compile import FIXED_ATTR_PREFIX, SEED_ATTR
 from trainables.catalogue import metric_direction, shipped
 from trainables.errors import InputError
 
@@ -92,7 +92,8 @@ class Attr:
     TUNE_EXPERIMENT = "tune_experiment"
     """The Tune experiment (``tune``, ``tune.N``) the trial ran in."""
     TRIAL_NUMBER = "trial_number"
-    """On a multi-objective run's pruning twin: the number of its trial in the main study."""
+    """On a multi-objective run's pruning twin: the number of its trial in the main study;
+    on a noise-floor run the search had already made: that search trial."""
     PRUNED_AT = "pruned_at"
     """The epoch at which the trial was pruned."""
     FAIL_REASON = "fail_reason"
@@ -107,8 +108,9 @@ class Attr:
     """On a re-run: the checkpoint directory it started from."""
     NOISE_OF = "noise_of"
     """On a re-run in the ``<study>.noise`` study: the search trial it repeats."""
-    SEED = "seed"
-    """On a re-run in the ``<study>.noise`` or ``<study>.confirm`` study: its ``train.seed``."""
+    SEED = SEED_ATTR
+    """On a re-run in the ``<study>.noise`` or ``<study>.confirm`` study: its ``train.seed``;
+    on a search trial whose configuration ran before: the other seed it ran with."""
     CONFIG_KEY = "config_key"
     """On a long run in the ``<study>.confirm`` study: its configuration (``config_key``)."""
     CONFIRM_PLAN = "confirm_plan"

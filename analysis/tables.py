@@ -6,7 +6,9 @@ trial reported and ``best/<metric>`` in the metric's own direction (the
 objectives', ``loss*`` minimised, each probe's as registered; none for a
 metric without one, like ``epoch`` or a custom trainable's undeclared metric),
 epochs run, pruned-at epoch, wall time, failure reason, the trial it re-runs
-after an interruption (``resumed_from``) and, under PBT, the schedule it
+after an interruption (``resumed_from``), the ``train.seed`` it ran with
+(``seed``: the built-in trainable's; a configuration sampled again runs with
+another, ``budget.repeated_config``) and, under PBT, the schedule it
 followed (``pbt_schedule``, JSON: epoch, the trial it cloned, the mutated
 values from then on). ``curves.parquet``: one row per (trial, reported epoch)
 with every reported metric. Both are written atomically (temp file + rename)
@@ -33,6 +35,8 @@ from optuna.trial import FrozenTrial
 
 from analysis.results import result_rows
 from analysis.rundir import Attr, RunDir, open_storage
+from spaces import SearchSpec
+from spaces.compile import ran_config
 
 __all__ = [
     "CURVES_FIXED",
@@ -48,7 +52,7 @@ __all__ = [
 ]
 
 #: Version of the table layout, stored in each file's schema metadata.
-SCHEMA_VERSION = "2"  # 2: resumed_from; curves of all resumes
+SCHEMA_VERSION = "3"  # 2: resumed_from; curves of all resumes. 3: seed
 
 #: Columns every ``trials.parquet`` has, in order (then ``value/<metric>``,
 #: ``param/<name>``, ``final/<metric>``, ``best/<metric>``).
@@ -63,6 +67,7 @@ TRIALS_FIXED = pa.schema(
         ("tune_trial_id", pa.string()),
         ("fail_reason", pa.string()),
         ("resumed_from", pa.int64()),
+        ("seed", pa.int64()),
     ]
 )
 
@@ -167,10 +172,23 @@ def build_tables(
     for name in curves.metric_names:
         if name not in directions:
             directions[name] = run.direction(name)
+    seeds = _seeds(spec, trials) if run.info().builtin_trainable else [None] * len(trials)
     return (
-        _trials_table(trials, curves, objectives, directions),
+        _trials_table(trials, curves, objectives, directions, seeds),
         _curves_table(curves),
     )
+
+
+def _seeds(spec: SearchSpec, trials: list[FrozenTrial]) -> list[int | None]:
+    """The ``train.seed`` each trial ran with (None: it never sampled its parameters)."""
+    out: list[int | None] = []
+    for t in trials:
+        if not t.params and spec.sampled:
+            out.append(None)
+            continue
+        seed = (ran_config(spec, t).get("train") or {}).get("seed")
+        out.append(None if seed is None else int(seed))
+    return out
 
 
 class _Curves:
@@ -217,6 +235,7 @@ def _trials_table(
     curves: _Curves,
     objectives: list[str],
     directions: Mapping[str, str | None],
+    seeds: list[int | None],
 ) -> pa.Table:
     pruned = optuna.trial.TrialState.PRUNED
     columns: dict[str, pa.Array] = {
@@ -254,6 +273,7 @@ def _trials_table(
             pa.string(),
         )
     columns["resumed_from"] = _attrcolumn(trials, Attr.RESUMED_FROM, pa.int64())
+    columns["seed"] = pa.array(seeds, pa.int64())
     for i, metric in enumerate(objectives):
         columns[f"value/{metric}"] = pa.array(
             [t.values[i] if t.values else None for t in trials], pa.float64()

@@ -2,11 +2,14 @@
 
 After the search's budget is spent, the incumbent (the best completed trial
 on the primary objective) is trained again at full length, never pruned,
-with ``train.seed`` + 1 ... + ``budget.noise_seeds``, as one Tune experiment
-(``noise.N`` beside the search's ``tune``, ``tune.1`` ...) whose results go to
-the ``<study>.noise`` study (:mod:`analysis.noise` reads them back). A seed
-already measured is never run again: a resume after a crash runs only the
-missing ones. The built-in trainable only (a custom trainable may not honour
+with ``budget.noise_seeds`` other seeds (``train.seed`` + 1, + 2 ...), as one
+Tune experiment (``noise.N`` beside the search's ``tune``, ``tune.1`` ...)
+whose results go to the ``<study>.noise`` study (:mod:`analysis.noise` reads
+them back). A seed already measured is never run again: a resume after a
+crash runs only the missing ones, and a seed the search itself already ran
+the incumbent's configuration with (a configuration sampled again,
+``budget.repeated_config``) is copied into the noise study, not trained
+again. The built-in trainable only (a custom trainable may not honour
 ``train.seed``), and not under PBT (its trials change configuration as they
 run: there is no one configuration to repeat).
 """
@@ -14,6 +17,7 @@ run: there is no one configuration to repeat).
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 from typing import Any
 
@@ -23,7 +27,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from analysis.rundir import Attr, RunDir
 from search.recover import best_complete
 from spaces import SearchSpec
-from spaces.compile import define_by_run
+from spaces.compile import define_by_run, ran_config
 
 __all__ = ["SideRecorder", "measure_noise", "noise_pending"]
 
@@ -32,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def incumbent_config(spec: SearchSpec, incumbent: FrozenTrial) -> dict[str, Any]:
     """The nested trial config the incumbent ran (its ``train.seed`` included)."""
-    return define_by_run(spec)(FixedTrial(dict(incumbent.params)))
+    return ran_config(spec, incumbent)
 
 
 def own_seed(config: dict[str, Any]) -> int:
@@ -43,7 +47,13 @@ def own_seed(config: dict[str, Any]) -> int:
 def noise_pending(
     run: RunDir, spec: SearchSpec, *, builtin: bool
 ) -> tuple[FrozenTrial, list[int]] | None:
-    """The incumbent and the seeds it still has to run with (None: nothing to run)."""
+    """The incumbent and the seeds it still has to run with (None: nothing to run).
+
+    The seeds are the first ``budget.noise_seeds`` from its configuration's own
+    ``train.seed`` up, the one the incumbent ran with left out (its own + 1, + 2
+    ...; a configuration the search sampled again ran with more than one); those
+    the search already ran it with are first copied into the noise study
+    (:func:`_adopt_repeats`)."""
     scheduler = spec.study.scheduler.name if spec.study.scheduler else None
     if not builtin or spec.budget.noise_seeds < 1 or scheduler == "pbt":
         return None
@@ -52,15 +62,42 @@ def noise_pending(
     if incumbent is None:
         return None
     noise = _noise_study(run, spec)
+    seed = own_seed(incumbent_config(spec, incumbent))
+    first = own_seed(define_by_run(spec)(FixedTrial(dict(incumbent.params))))
+    others = (s for s in itertools.count(first) if s != seed)
+    wanted = list(itertools.islice(others, spec.budget.noise_seeds))
+    _adopt_repeats(study, noise, incumbent, spec, wanted)
     measured = {
         t.user_attrs.get(Attr.SEED)
         for t in noise.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         if t.user_attrs.get(Attr.NOISE_OF) == incumbent.number
     }
-    seed = own_seed(incumbent_config(spec, incumbent))
-    wanted = [seed + k for k in range(1, spec.budget.noise_seeds + 1)]
     pending = [s for s in wanted if s not in measured]
     return (incumbent, pending) if pending else None
+
+
+def _adopt_repeats(
+    study: optuna.Study,
+    noise: optuna.Study,
+    incumbent: FrozenTrial,
+    spec: SearchSpec,
+    wanted: list[int],
+) -> None:
+    """Copy the search's completed trials of the incumbent's configuration with a
+    wanted seed into the noise study (once: a seed there already is kept)."""
+    recorded = {
+        t.user_attrs.get(Attr.SEED)
+        for t in noise.get_trials(deepcopy=False)
+        if t.user_attrs.get(Attr.NOISE_OF) == incumbent.number
+    }
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number == incumbent.number or t.params != incumbent.params:
+            continue
+        seed = own_seed(ran_config(spec, t))
+        if seed in wanted and seed not in recorded:
+            _record(noise, incumbent, seed, value=t.values[0], trial=t.number)
+            recorded.add(seed)
+            logger.info("noise floor: seed %d ran in the search as trial %d", seed, t.number)
 
 
 def _noise_study(run: RunDir, spec: SearchSpec) -> optuna.Study:
@@ -69,6 +106,8 @@ def _noise_study(run: RunDir, spec: SearchSpec) -> optuna.Study:
 
 def _record(noise: optuna.Study, incumbent: FrozenTrial, seed: int, **outcome: Any) -> None:
     attrs = {Attr.NOISE_OF: incumbent.number, Attr.SEED: seed}
+    if outcome.get("trial") is not None:  # run in the search, as this trial
+        attrs[Attr.TRIAL_NUMBER] = outcome["trial"]
     if outcome.get("reason"):
         attrs[Attr.FAIL_REASON] = outcome["reason"][:2000]
     noise.add_trial(

@@ -227,6 +227,7 @@ def _rerun(
             Attr.RESUMED_FROM: trial.number,
             Attr.RESUME_CHECKPOINT: path,
             Attr.RESUME_STEP: step,
+            **({Attr.SEED: trial.user_attrs[Attr.SEED]} if Attr.SEED in trial.user_attrs else {}),
             **{k: v for k, v in trial.user_attrs.items() if k.startswith(Attr.FIXED_PREFIX)},
         },
     )

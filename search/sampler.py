@@ -7,7 +7,10 @@ new Tune trial and tells it the outcome; the pruning scheduler
 
 Unlike Ray's ``OptunaSearch``, a trial never stays RUNNING: a NaN/inf or
 missing objective value, or a trial that raised, is told FAIL with the
-reason stored as the ``fail_reason`` user attribute.
+reason stored as the ``fail_reason`` user attribute; and a configuration the
+sampler proposes again (TPE does, on discrete spaces) can train with the next
+``train.seed`` its earlier trials did not use (``reseed``), instead of
+training the same model again.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ def ask_with_attrs(study: optuna.Study, attrs: Mapping[str, Any]) -> optuna.Tria
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     return trial
+
+
+def _params_key(params: Mapping[str, Any]) -> str:
+    """One configuration's parameters as a key (the grid's ``repeat`` axis included)."""
+    return json.dumps(dict(params), sort_keys=True, default=str)
 
 
 class StudyBridge:
@@ -247,6 +255,10 @@ class OptunaSearcher(Searcher):
         space: define-by-run function ``optuna.Trial -> nested config``.
         metrics: objective metric names, in the study's order.
         modes: ``"max"``/``"min"`` per metric.
+        reseed: a configuration sampled again (the same parameters as an earlier
+            trial) runs with the lowest ``train.seed`` from its own upward that
+            none of them used, recorded as the trial's ``seed`` user attribute; a
+            re-run after an interruption keeps the seed it had.
     """
 
     def __init__(
@@ -256,11 +268,18 @@ class OptunaSearcher(Searcher):
         *,
         metrics: list[str],
         modes: list[str],
+        reseed: bool = False,
     ) -> None:
         super().__init__(metric=metrics[0], mode=modes[0])
         self.bridge = bridge
         self.space = space
         self.metrics = list(metrics)
+        self.reseed = reseed
+        # parameters (JSON) -> the seeds their trials ran with (None: the parameters' own)
+        self._seeds: dict[str, set[int | None]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_seeds": None}  # rebuilt from the study where unpickled
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -291,6 +310,8 @@ class OptunaSearcher(Searcher):
         except Exception as err:
             self.bridge.finish(trial_id, state=TrialState.FAIL, reason=f"sampling failed: {err}")
             raise
+        if self.reseed:
+            self._choose_seed(trial, config)
         if trial_id in self.bridge.offsets:  # an interrupted trial, re-run from its checkpoint
             attrs = trial.user_attrs
             config[RESUME_KEY] = {
@@ -298,6 +319,41 @@ class OptunaSearcher(Searcher):
                 "step": self.bridge.offsets[trial_id],
             }
         return config
+
+    def _seeds_by_params(self, asking: int) -> dict[str, set[int | None]]:
+        """The seeds each configuration's trials ran with, read from the study once
+        (without trial ``asking``, the one being sampled)."""
+        if self._seeds is None:
+            self._seeds = {}
+            for t in self.bridge.study.get_trials(deepcopy=False):
+                if t.number == asking or t.state == TrialState.WAITING:
+                    continue
+                if t.params:  # an interrupted trial's seed stays its re-run's
+                    seed = t.user_attrs.get(Attr.SEED)
+                    self._seeds.setdefault(_params_key(t.params), set()).add(seed)
+        return self._seeds
+
+    def _choose_seed(self, trial: optuna.Trial, config: dict[str, Any]) -> None:
+        """Run a configuration sampled again with a seed none of its trials used."""
+        seen = self._seeds_by_params(trial.number).setdefault(_params_key(trial.params), set())
+        own = int((config.get("train") or {}).get("seed", 0))
+        attrs = trial.user_attrs
+        if Attr.RESUMED_FROM in attrs:  # re-run after an interruption: the seed it had
+            seed = int(attrs.get(Attr.SEED, own))
+        else:
+            used = {own if s is None else s for s in seen}
+            seed = own
+            while seed in used:
+                seed += 1
+            if seed != own:
+                trial.set_user_attr(Attr.SEED, seed)
+                logger.info(
+                    "trial %d repeats the parameters of an earlier trial: train.seed %d",
+                    trial.number,
+                    seed,
+                )
+        seen.add(None if seed == own else seed)
+        config.setdefault("train", {})["seed"] = seed
 
     def _missing(self, trial_id: str, metric: str, result: Mapping[str, Any]) -> str:
         """Why a finished trial has no value: never reported, or not in its last report."""

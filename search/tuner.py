@@ -334,8 +334,13 @@ def fit(
 
     metrics = [o.metric for o in spec.study.objectives]
     modes = [_mode(o.direction) for o in spec.study.objectives]
-    searcher = OptunaSearcher(bridge, define_by_run(spec), metrics=metrics, modes=modes)
     name = spec.study.scheduler.name if spec.study.scheduler else "optuna"
+    # the built-in trial honours train.seed; a custom one may not, and PBT's trials
+    # change parameters as they run
+    reseed = trainable is None and name != "pbt" and spec.budget.repeated_config == "next_seed"
+    searcher = OptunaSearcher(
+        bridge, define_by_run(spec), metrics=metrics, modes=modes, reseed=reseed
+    )
     scheduler = SCHEDULERS[name](bridge, spec, metrics[0], modes[0])
     pbt = isinstance(scheduler, PBTScheduler)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -20,14 +20,19 @@ if TYPE_CHECKING:
 
 #: ``fixed/<name>``: the user attribute that records a fixed parameter on each trial.
 FIXED_ATTR_PREFIX = "fixed/"
+#: The user attribute with the ``train.seed`` a trial ran with, where it is not
+#: the one its parameters give (a configuration sampled again: ``budget.repeated_config``).
+SEED_ATTR = "seed"
 
 __all__ = [
     "FIXED_ATTR_PREFIX",
+    "SEED_ATTR",
     "define_by_run",
     "get_path",
     "grid_search_space",
     "grid_size",
     "nest",
+    "ran_config",
     "representative_configs",
     "set_path",
     "trial_config",
@@ -117,6 +122,39 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
         return trial_config(spec, values)
 
     return sample
+
+
+def ran_config(spec: SearchSpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The nested config a search trial ran: its parameters through
+    :func:`define_by_run`, the fixed values it recorded (``fixed/<name>``: a
+    resume may have changed them since) and the ``train.seed`` it ran with when
+    that was another (:data:`SEED_ATTR`, a configuration sampled again).
+
+    Example:
+        >>> import optuna
+        >>> from optuna.distributions import FloatDistribution
+        >>> from spaces import parse_spec
+        >>> spec = parse_spec(
+        ...     {"params": {"mask/ratio": {"type": "float", "low": 0.1, "high": 0.9}}},
+        ...     source="inline",
+        ... )
+        >>> again = optuna.trial.create_trial(
+        ...     value=0.5, params={"mask/ratio": 0.4},
+        ...     distributions={"mask/ratio": FloatDistribution(0.1, 0.9)},
+        ...     user_attrs={SEED_ATTR: 1},
+        ... )
+        >>> ran_config(spec, again)["train"]["seed"]
+        1
+    """
+    import optuna
+
+    config = define_by_run(spec)(optuna.trial.FixedTrial(dict(trial.params)))
+    for key, value in trial.user_attrs.items():
+        if key.startswith(FIXED_ATTR_PREFIX):
+            set_path(config, key.removeprefix(FIXED_ATTR_PREFIX), value)
+    if SEED_ATTR in trial.user_attrs:
+        config.setdefault("train", {})["seed"] = int(trial.user_attrs[SEED_ATTR])
+    return config
 
 
 def grid_search_space(spec: SearchSpec) -> dict[str, list[Any]]:

@@ -474,9 +474,12 @@ class StudySpec:
 @dataclass(frozen=True)
 class Budget:
     """How much to run: trials, epochs per trial, concurrency, resources per trial,
-    how often Tune retries a trial that failed (from its last checkpoint), and
-    how many other seeds the best configuration re-runs with at the end (the
-    noise floor; 0: none)."""
+    how often Tune retries a trial that failed (from its last checkpoint), how
+    many other seeds the best configuration re-runs with at the end (the
+    noise floor; 0: none), and what a configuration sampled a second time
+    trains with (``repeated_config``): ``next_seed``, the next ``train.seed``
+    none of its earlier trials used (with the built-in trainable: the same
+    seed would train the same model again), or ``same_seed``."""
 
     trials: int = 20
     epochs: int = 30
@@ -485,6 +488,7 @@ class Budget:
     gpu: float = 0.0
     max_failures: int = 0
     noise_seeds: int = 2
+    repeated_config: str = "next_seed"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -497,6 +501,8 @@ class Budget:
             out["max_failures"] = self.max_failures
         if self.noise_seeds != Budget.noise_seeds:
             out["noise_seeds"] = self.noise_seeds
+        if self.repeated_config != Budget.repeated_config:
+            out["repeated_config"] = self.repeated_config
         return out
 
 

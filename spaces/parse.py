@@ -54,6 +54,8 @@ STUDY_KEYS = (
 MAX_COUNT = 1_000_000
 #: Re-runs of the best configuration (budget.noise_seeds) at most: each is a full trial.
 MAX_NOISE_SEEDS = 100
+#: What a configuration sampled again trains with (budget.repeated_config).
+REPEATED_CONFIG = ("next_seed", "same_seed")
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+", "journal:")
 
 
@@ -262,9 +264,25 @@ def _parse_budget(raw: Any, problems: Problems) -> Budget:
         problems,
         ("budget",),
         raw.keys(),
-        ("trials", "epochs", "concurrency", "resources", "max_failures", "noise_seeds"),
+        (
+            "trials",
+            "epochs",
+            "concurrency",
+            "resources",
+            "max_failures",
+            "noise_seeds",
+            "repeated_config",
+        ),
     )
     values: dict[str, Any] = {}
+    repeated = raw.get("repeated_config", default.repeated_config)
+    if repeated not in REPEATED_CONFIG:
+        problems.add(
+            ("budget", "repeated_config"),
+            f"expected one of {', '.join(REPEATED_CONFIG)}, got {shown(repeated)}",
+        )
+        repeated = default.repeated_config
+    values["repeated_config"] = repeated
     for key, what, most in (
         ("max_failures", "retries of a failed trial", MAX_COUNT),
         ("noise_seeds", "re-runs of the best configuration", MAX_NOISE_SEEDS),

@@ -49,9 +49,10 @@ def test_re_runs_are_grouped_by_the_trial_they_repeat():
     assert noise_floor([], values) is None and noise_floor(reruns, {}) is None
 
 
-def _spec(**budget):
+def _spec(params=None, **budget):
     from spaces import parse_spec
 
+    params = params or {"mask/ratio": {"type": "float", "low": 0.2, "high": 0.8}}
     return parse_spec(
         {
             "study": {
@@ -63,7 +64,7 @@ def _spec(**budget):
             "budget": {"trials": 3, "epochs": 2, "concurrency": 2, **budget},
             "aug": {"resized_crop": {"min_scale": 0.7}},
             "train": {"seed": 5},
-            "params": {"mask/ratio": {"type": "float", "low": 0.2, "high": 0.8}},
+            "params": params,
         },
         source="test",
     )
@@ -117,6 +118,44 @@ def test_the_best_configuration_re_runs_with_the_next_seeds_and_never_twice(ray_
     floor = digest(run_dir).noise
     assert floor.incumbent == best.number and floor.seeds == (6, 7)
     assert floor.values == (best.value, noise.trials[0].value, noise.get_trials()[1].value)
+
+
+@pytest.mark.slow
+def test_seeds_the_search_ran_by_sampling_a_configuration_again_are_not_run_again(
+    ray_local, tmp_path
+):
+    import pyarrow.parquet as pq
+
+    from analysis.outcome import digest
+    from search import run_search
+
+    run_dir = tmp_path / "run"
+    one = {"mask/ratio": {"type": "categorical", "choices": [0.5]}}  # every trial: one config
+    run_search(_spec(one, noise_seeds=2), out=run_dir, verbose=False)
+    rows = pq.read_table(run_dir / "trials.parquet").to_pylist()
+    assert [(r["number"], r["seed"]) for r in rows] == [(0, 5), (1, 6), (2, 7)]
+    for r in rows:  # the trial trained with the seed the table says
+        [ran] = [
+            t for t in _experiment_trials(run_dir, "tune") if t[0]["trial_id"] in r["tune_trial_id"]
+        ]
+        assert ran[-1]["config"]["train"]["seed"] == r["seed"]
+        assert ran[-1]["knn_top1"] == r["value"]
+    assert len({r["value"] for r in rows}) > 1  # other seeds, other models
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    best = optuna.load_study(study_name="nf", storage=storage).best_trial
+    noise = _reruns(storage)
+    # the two seeds after the configuration's own, the best trial's left out: all
+    # run already in the search, so copied and not trained again
+    wanted = [s for s in (5, 6, 7) if s != rows[best.number]["seed"]]
+    assert [t.user_attrs["seed"] for t in noise] == wanted
+    by_seed = {r["seed"]: r for r in rows}
+    assert [t.value for t in noise] == [by_seed[s]["value"] for s in wanted]
+    assert [t.user_attrs["trial_number"] for t in noise] == [by_seed[s]["number"] for s in wanted]
+    assert not list(run_dir.glob("noise.*"))
+    floor = digest(run_dir).noise
+    assert floor.incumbent == best.number and sorted(floor.values) == sorted(
+        r["value"] for r in rows
+    )
 
 
 def test_nothing_is_re_run_for_a_custom_trainable_pbt_or_zero_seeds(tmp_path):

@@ -108,6 +108,7 @@ def test_recover_settles_each_kind_of_stale_trial(tmp_path):
             t.report(step / 10, step)
         stale[name] = t
     stale["pruned"].set_user_attr("pruned_at", 3)
+    stale["fresh"].set_user_attr("seed", 7)  # a configuration sampled again, on another seed
     study.enqueue_trial({"x": 0.3})  # a seeded configuration, killed right after ask()
     unsampled = study.ask()
     tune = tmp_path / "tune"
@@ -148,6 +149,7 @@ def test_recover_settles_each_kind_of_stale_trial(tmp_path):
         assert new.system_attrs["fixed_params"] == old.params  # enqueued with its parameters
         assert new.user_attrs["resumed_from"] == old.number
         assert got_step == step == new.user_attrs["resume_step"]
+        assert new.user_attrs.get("seed") == (7 if name == "fresh" else None)  # the seed it had
     ckpt = by_number[reruns[stale["checkpointed"].number][0]].user_attrs["resume_checkpoint"]
     assert ckpt == str(tune / "trial_checkpointed" / "checkpoint_000001")
     new_number = next(new for old, new, _ in recovery.rerun if old == unsampled.number)

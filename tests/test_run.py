@@ -59,7 +59,7 @@ def test_sslsearch_run_writes_a_complete_run_directory(tmp_path):
 
     trials = pq.read_table(run_dir / "trials.parquet")
     curves = pq.read_table(run_dir / "curves.parquet")
-    assert trials.schema.metadata[b"sslsearch.schema"] == b"trials/2"
+    assert trials.schema.metadata[b"sslsearch.schema"] == b"trials/3"
     assert trials.num_rows == 3 and curves.num_rows == 3 * 2
     rows = trials.to_pylist()
     assert [r["number"] for r in rows] == [0, 1, 2]

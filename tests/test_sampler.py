@@ -202,3 +202,60 @@ def test_ask_with_attrs_samples_as_study_ask_and_pops_enqueued_trials_first(tmp_
     assert trials[0].user_attrs == {"queued": True, "tune_trial_id": "t0", "n": 0}
     assert [t.user_attrs["tune_trial_id"] for t in trials] == [f"t{i}" for i in range(12)]
     assert [t.state for t in trials[2::3]] == [optuna.trial.TrialState.RUNNING] * 4
+
+
+def _reseeding(tmp_path, enqueue, *, reseed=True):
+    from search.sampler import OptunaSearcher
+    from search.tuner import build_bridge
+    from spaces import define_by_run
+
+    spec = parse_spec(
+        {
+            **SPACE,
+            "study": {**SPACE["study"], "enqueue": []},
+            "budget": {"trials": 9, "epochs": 3},
+            "train": {"seed": 5},
+            "params": {"c": {"type": "categorical", "choices": ["a", "b"]}},
+        },
+        source="inline",
+        builtin_trainable=False,
+    )
+    bridge = build_bridge(spec, f"sqlite:///{tmp_path / 'study.db'}", "tune")
+    for point in enqueue:
+        bridge.study.enqueue_trial(point)
+    searcher = OptunaSearcher(
+        bridge, define_by_run(spec), metrics=["score"], modes=["max"], reseed=reseed
+    )
+    return bridge, searcher
+
+
+def test_a_configuration_sampled_again_runs_with_a_seed_none_of_its_trials_used(tmp_path):
+    points = [{"c": c} for c in "aabaa"]
+    bridge, searcher = _reseeding(tmp_path, points + [{"c": "a"}])
+    seeds = [searcher.suggest(f"t{i}")["train"]["seed"] for i in range(5)]
+    assert seeds == [5, 6, 5, 7, 8]
+    # only a repeat records the seed it ran with (the others ran with their own)
+    assert [t.user_attrs.get("seed") for t in bridge.study.trials[:5]] == [None, 6, None, 7, 8]
+    searcher.on_trial_complete("t0", {"score": 1.0})
+    searcher.on_trial_complete("t1", error=True)  # a seed that failed is still used
+
+    # a new session (a resume) reads the seeds back from the study, once
+    again, resumed = _reseeding(tmp_path, [])
+    assert resumed.suggest("t5")["train"]["seed"] == 9
+    # a trial interrupted by a crash is re-run with the seed it had, and a repeat
+    # meanwhile does not take that seed
+    study = again.study
+    study._storage.set_trial_user_attr(study.trials[5]._trial_id, "interrupted", True)
+    study.tell(5, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"c": "a"})
+    study.enqueue_trial({"c": "a"}, user_attrs={"resumed_from": 5, "seed": 9})
+    _, third = _reseeding(tmp_path, [])
+    assert third.suggest("t6")["train"]["seed"] == 10
+    assert third.suggest("t7")["train"]["seed"] == 9  # trial 7: the re-run of trial 5
+    assert [t.params["c"] for t in study.get_trials()] == list("aabaaaaa")
+
+
+def test_same_seed_trains_a_configuration_sampled_again_as_it_is(tmp_path):
+    bridge, searcher = _reseeding(tmp_path, [{"c": "a"}] * 3, reseed=False)
+    assert [searcher.suggest(f"t{i}")["train"]["seed"] for i in range(3)] == [5, 5, 5]
+    assert all("seed" not in t.user_attrs for t in bridge.study.trials)

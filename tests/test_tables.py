@@ -51,6 +51,7 @@ def run(tmp_path):
     rerun.set_user_attr("tune_trial_id", "c")
     rerun.set_user_attr("resumed_from", 1)
     rerun.set_user_attr("resume_step", 1)
+    rerun.set_user_attr("seed", 8)  # it ran a configuration sampled again, with seed 8
     _log(tmp_path, "tune.1", "c", [{"acc": 0.3, "loss": 0.7}, {"acc": 0.35, "loss": 0.65}])
     study.tell(rerun, 0.35)
     return tmp_path
@@ -65,17 +66,17 @@ def test_one_row_per_trial_with_final_and_best_in_each_metrics_direction(run):
     assert a["best/loss"] == 0.5  # minimised: its series is 0.8, 0.5, 0.6
     assert a["final/lr"] == 0.4 and "best/lr" not in a  # not a score: no best
     assert a["final/mine"] == 0.4 and "best/mine" not in a  # undeclared: no best guessed
-    assert a["param/x"] is not None and a["param/train/seed"] == 7
+    assert a["param/x"] is not None and a["param/train/seed"] == 7 and a["seed"] == 7
     assert rows[1]["state"] == "PRUNED" and rows[1]["pruned_at"] == 1
     c = rows[2]
-    assert (c["epochs"], c["resumed_from"], c["final/acc"]) == (3, 1, 0.35)
+    assert (c["epochs"], c["resumed_from"], c["final/acc"], c["seed"]) == (3, 1, 0.35, 8)
     curves = pq.read_table(curves_path).to_pylist()
     assert [(r["epoch"], r["acc"]) for r in curves if r["trial"] == 2] == [
         (1, 0.1),  # inherited from trial 1's epoch 1
         (2, 0.3),
         (3, 0.35),
     ]
-    assert pq.read_table(trials_path).schema.metadata[b"sslsearch.schema"] == b"trials/2"
+    assert pq.read_table(trials_path).schema.metadata[b"sslsearch.schema"] == b"trials/3"
 
 
 def test_an_interrupted_writes_temporary_files_go_and_tables_are_readable_by_all(run):
