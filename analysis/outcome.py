@@ -275,11 +275,13 @@ def caveats(o: Outcome) -> list[str]:
         return found
     best = ranked[0]["value"]
     noise = f"the noise band ({band:.3g})" if band is not None else None
-    ties = o.tied
-    if len(ties) >= 3 and len(ties) >= 0.2 * len(ranked):
+    # a configuration sampled again (other seeds) counts once: its runs tying is no news
+    ties, every = _configs(o.tied), _configs(ranked)
+    what = "trials" if every == len(ranked) else "configurations"
+    if ties >= 3 and ties >= 0.2 * every:
         how = f"are within {noise} of" if noise else "tie at"
         found.append(
-            f"{len(ties)} of {len(ranked)} completed trials {how} the best {metric}, "
+            f"{ties} of {every} completed {what} {how} the best {metric}, "
             f"{best:.4g}: the metric cannot tell them apart (saturated or too noisy; a "
             "harder probe set or metric would)."
         )
@@ -313,6 +315,21 @@ def caveats(o: Outcome) -> list[str]:
             "it is not stable across seeds."
         )
     return found
+
+
+def _configs(rows: list[dict[str, Any]]) -> int:
+    """How many configurations ``rows`` hold: their ``param/`` values, the grid's
+    ``repeat`` (a seed) left out.
+
+    Example:
+        >>> _configs([{"param/x": 1, "param/repeat": 0}, {"param/x": 1, "param/repeat": 1}])
+        1
+    """
+    keys = {
+        tuple(sorted((k, repr(v)) for k, v in r.items() if k.startswith("param/")))
+        for r in ({k: v for k, v in r.items() if k != "param/repeat"} for r in rows)
+    }
+    return len(keys)
 
 
 def _spent(trials: list[dict], curves: list[dict], epochs: int) -> Spent:

@@ -302,18 +302,22 @@ def _top_trials(out: _Report, o: Outcome, top: int) -> None:
         f"Parallel coordinates of the top {n} trials",
     )
     tied = {r["number"] for r in o.tied}
+    rows = o.ranked[:top]
+    # a configuration sampled again ran with another seed: say which
+    seeds = ["seed"] if len({r.get("seed") for r in rows}) > 1 else []
     out.add(
         _table(
-            ["trial", o.metric, "tied", "epochs", *[_short(p) for p in shown]],
+            ["trial", o.metric, "tied", "epochs", *seeds, *[_short(p) for p in shown]],
             [
                 (
                     r["number"],
                     r["value"],
                     "=" if r["number"] in tied else "",
                     r["epochs"],
+                    *[r.get(k) for k in seeds],
                     *[r[p] for p in shown],
                 )
-                for r in o.ranked[:top]
+                for r in rows
             ],
         )
     )

@@ -152,6 +152,7 @@ def test_seeds_the_search_ran_by_sampling_a_configuration_again_are_not_run_agai
     assert [t.value for t in noise] == [by_seed[s]["value"] for s in wanted]
     assert [t.user_attrs["trial_number"] for t in noise] == [by_seed[s]["number"] for s in wanted]
     assert not list(run_dir.glob("noise.*"))
+    assert "<th>seed</th>" in (run_dir / "report.html").read_text()  # the top trials' seeds
     floor = digest(run_dir).noise
     assert floor.incumbent == best.number and sorted(floor.values) == sorted(
         r["value"] for r in rows

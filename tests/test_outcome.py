@@ -203,6 +203,23 @@ def test_the_noise_floor_decides_ties_and_closeness(tmp_path):
     )
 
 
+def test_runs_of_one_configuration_on_other_seeds_tying_are_not_a_saturated_metric(tmp_path):
+    run = make_study_run(tmp_path, pruned_after=4, completed_value=1.0)
+    rows = pq.read_table(run / "trials.parquet").to_pylist()
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    assert len(done) >= 6
+    for i, r in enumerate(done):  # two configurations, each sampled again and again
+        r["param/j"], r["param/n"], r["seed"] = 0.1 * (i % 2), 0.5, i
+    pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
+    assert "cannot tell" not in "\n".join(digest(run).warnings())
+    for i, r in enumerate(done):  # three: now the metric ties what differs
+        r["param/j"] = 0.1 * (i % 3)
+    pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
+    assert "3 of 3 completed configurations tie at the best acc, 1: the metric cannot" in (
+        "\n".join(digest(run).warnings())
+    )
+
+
 def test_a_best_within_noise_of_the_ceiling_is_saturated(tmp_path):
     run = make_study_run(tmp_path)
     metrics = {"acc": {"probe": "x", "direction": "maximize", "labels": True, "ceiling": 0.7}}

@@ -231,7 +231,7 @@ def _reseeding(tmp_path, enqueue, *, reseed=True):
 
 def test_a_configuration_sampled_again_runs_with_a_seed_none_of_its_trials_used(tmp_path):
     points = [{"c": c} for c in "aabaa"]
-    bridge, searcher = _reseeding(tmp_path, points + [{"c": "a"}])
+    bridge, searcher = _reseeding(tmp_path, [*points, {"c": "a"}])
     seeds = [searcher.suggest(f"t{i}")["train"]["seed"] for i in range(5)]
     assert seeds == [5, 6, 5, 7, 8]
     # only a repeat records the seed it ran with (the others ran with their own)
