@@ -36,7 +36,7 @@ from optuna.trial import FrozenTrial
 from analysis.results import result_rows
 from analysis.rundir import Attr, RunDir, open_storage
 from spaces import SearchSpec
-from spaces.compile import ran_config
+from spaces.compile import config_seed, ran_config
 
 __all__ = [
     "CURVES_FIXED",
@@ -186,8 +186,7 @@ def _seeds(spec: SearchSpec, trials: list[FrozenTrial]) -> list[int | None]:
         if not t.params and spec.sampled:
             out.append(None)
             continue
-        seed = (ran_config(spec, t).get("train") or {}).get("seed")
-        out.append(None if seed is None else int(seed))
+        out.append(config_seed(ran_config(spec, t)))
     return out
 
 

@@ -44,7 +44,7 @@ from analysis.rundir import CONFIRM_DIR, Attr, RunDir
 from search.errors import RunInterrupted
 from search.noise import SideRecorder
 from spaces import SearchSpec, load_spec
-from spaces.compile import define_by_run
+from spaces.compile import config_seed, define_by_run
 from trainables.errors import InputError
 
 __all__ = ["DEFAULTS", "confirm_pending", "confirm_trial", "run_confirm"]
@@ -116,22 +116,22 @@ def _plan(
     )
 
 
-def _case_config(spec: SearchSpec, candidate: Candidate, seed: int) -> dict[str, Any]:
+def _case_config(spec: SearchSpec, candidate: Candidate, seed: int | None) -> dict[str, Any]:
+    """A long run's config: the candidate's, with ``seed`` (None: its own)."""
     params = dict(candidate.params)
     if spec.study.sampler.name == "grid" and int(spec.study.sampler.options.get("repeats", 1)) > 1:
         params["repeat"] = 0  # the grid's seed index: train.seed is set below
     config = copy.deepcopy(define_by_run(spec)(FixedTrial(params)))
-    config.setdefault("train", {})["seed"] = seed
+    if seed is not None:
+        config.setdefault("train", {})["seed"] = seed
     return config
 
 
-def _own_seed(spec: SearchSpec) -> int:
-    return int((spec.base.get("train") or {}).get("seed", 0))
-
-
 def _cases(spec: SearchSpec, plan: ConfirmPlan) -> list[tuple[Candidate, int]]:
-    first = _own_seed(spec)
-    return [(c, first + k) for c in plan.candidates for k in range(plan.seeds)]
+    """Each candidate with each of its seeds: its own ``train.seed`` (a fixed
+    ``train/seed`` parameter's included), + 1, ..."""
+    first = {c.key: config_seed(_case_config(spec, c, None)) for c in plan.candidates}
+    return [(c, first[c.key] + k) for c in plan.candidates for k in range(plan.seeds)]
 
 
 def _recorded(study: optuna.Study, plan: ConfirmPlan) -> set[tuple[str, int]]:

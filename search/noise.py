@@ -27,7 +27,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from analysis.rundir import Attr, RunDir
 from search.recover import best_complete
 from spaces import SearchSpec
-from spaces.compile import define_by_run, ran_config
+from spaces.compile import config_seed, define_by_run, ran_config
 
 __all__ = ["SideRecorder", "measure_noise", "noise_pending"]
 
@@ -37,11 +37,6 @@ logger = logging.getLogger(__name__)
 def incumbent_config(spec: SearchSpec, incumbent: FrozenTrial) -> dict[str, Any]:
     """The nested trial config the incumbent ran (its ``train.seed`` included)."""
     return ran_config(spec, incumbent)
-
-
-def own_seed(config: dict[str, Any]) -> int:
-    """A trial config's ``train.seed`` (the re-runs use the next ones)."""
-    return int((config.get("train") or {}).get("seed", 0))
 
 
 def noise_pending(
@@ -62,8 +57,8 @@ def noise_pending(
     if incumbent is None:
         return None
     noise = _noise_study(run, spec)
-    seed = own_seed(incumbent_config(spec, incumbent))
-    first = own_seed(define_by_run(spec)(FixedTrial(dict(incumbent.params))))
+    seed = config_seed(incumbent_config(spec, incumbent))
+    first = config_seed(define_by_run(spec)(FixedTrial(dict(incumbent.params))))
     others = (s for s in itertools.count(first) if s != seed)
     wanted = list(itertools.islice(others, spec.budget.noise_seeds))
     _adopt_repeats(study, noise, incumbent, spec, wanted)
@@ -93,7 +88,7 @@ def _adopt_repeats(
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.number == incumbent.number or t.params != incumbent.params:
             continue
-        seed = own_seed(ran_config(spec, t))
+        seed = config_seed(ran_config(spec, t))
         if seed in wanted and seed not in recorded:
             _record(noise, incumbent, seed, value=t.values[0], trial=t.number)
             recorded.add(seed)

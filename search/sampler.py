@@ -27,6 +27,7 @@ from ray.tune.search import Searcher
 
 from analysis.rundir import Attr, open_storage
 from search.recover import RESUME_KEY
+from spaces.compile import config_seed
 
 __all__ = ["OptunaSearcher", "StudyBridge", "ask_with_attrs"]
 
@@ -336,7 +337,7 @@ class OptunaSearcher(Searcher):
     def _choose_seed(self, trial: optuna.Trial, config: dict[str, Any]) -> None:
         """Run a configuration sampled again with a seed none of its trials used."""
         seen = self._seeds_by_params(trial.number).setdefault(_params_key(trial.params), set())
-        own = int((config.get("train") or {}).get("seed", 0))
+        own = config_seed(config)
         attrs = trial.user_attrs
         if Attr.RESUMED_FROM in attrs:  # re-run after an interruption: the seed it had
             seed = int(attrs.get(Attr.SEED, own))

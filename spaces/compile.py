@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spaces.model import SearchSpec
+from trainables.config import TrainConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -27,6 +28,7 @@ SEED_ATTR = "seed"
 __all__ = [
     "FIXED_ATTR_PREFIX",
     "SEED_ATTR",
+    "config_seed",
     "define_by_run",
     "get_path",
     "grid_search_space",
@@ -118,10 +120,20 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
         repeats = int(spec.study.sampler.options.get("repeats", 1))
         if spec.study.sampler.name == "grid" and repeats > 1:
             repeat = trial.suggest_categorical("repeat", list(range(repeats)))
-            values["train/seed"] = int(spec.base.get("train", {}).get("seed", 0)) + repeat
+            values["train/seed"] = config_seed(spec.base) + repeat
         return trial_config(spec, values)
 
     return sample
+
+
+def config_seed(config: Mapping[str, Any]) -> int:
+    """A nested trial config's ``train.seed`` (the built-in trial's default where unset).
+
+    Example:
+        >>> config_seed({"train": {"seed": 3}}), config_seed({"data": {}})
+        (3, 0)
+    """
+    return int((config.get("train") or {}).get("seed", TrainConfig.seed))
 
 
 def ran_config(spec: SearchSpec, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

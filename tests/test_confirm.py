@@ -84,6 +84,20 @@ def _spec(**budget):
     )
 
 
+def test_the_long_runs_seeds_start_at_the_configurations_own_a_fixed_parameter_included():
+    from search.confirm import _cases
+    from spaces import parse_spec
+
+    cand = Candidate(config_key({"mask/ratio": 0.5}), {"mask/ratio": 0.5}, (0,), 0.5, 1, "top")
+    plan = ConfirmPlan(top=1, controls=0, epochs=4, seeds=2, candidates=(cand,))
+    assert [s for _, s in _cases(_spec(), plan)] == [5, 6]  # train: {seed: 5}
+    fixed = _spec().to_dict()
+    fixed["params"]["train/seed"] = {"type": "fixed", "value": 9}
+    assert [s for _, s in _cases(parse_spec(fixed, source="t"), plan)] == [9, 10]
+    del fixed["train"], fixed["params"]["train/seed"]
+    assert [s for _, s in _cases(parse_spec(fixed, source="t"), plan)] == [0, 1]  # the default
+
+
 def _long_rows(run_dir, experiment):
     from analysis.results import result_rows
 
