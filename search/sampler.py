@@ -63,6 +63,10 @@ def ask_with_attrs(study: optuna.Study, attrs: Mapping[str, Any]) -> optuna.Tria
     return trial
 
 
+#: The user attribute of a fixed ``train/seed`` parameter.
+_FIXED_SEED = f"{Attr.FIXED_PREFIX}train/seed"
+
+
 def _params_key(params: Mapping[str, Any]) -> str:
     """One configuration's parameters as a key (the grid's ``repeat`` axis included)."""
     return json.dumps(dict(params), sort_keys=True, default=str)
@@ -347,12 +351,15 @@ class OptunaSearcher(Searcher):
             while seed in used:
                 seed += 1
             if seed != own:
-                trial.set_user_attr(Attr.SEED, seed)
                 logger.info(
                     "trial %d repeats the parameters of an earlier trial: train.seed %d",
                     trial.number,
                     seed,
                 )
+        if seed != own:
+            trial.set_user_attr(Attr.SEED, seed)
+            if _FIXED_SEED in trial.user_attrs:  # a fixed train/seed records what the trial ran
+                trial.set_user_attr(_FIXED_SEED, seed)
         seen.add(None if seed == own else seed)
         config.setdefault("train", {})["seed"] = seed
 

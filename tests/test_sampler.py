@@ -204,7 +204,7 @@ def test_ask_with_attrs_samples_as_study_ask_and_pops_enqueued_trials_first(tmp_
     assert [t.state for t in trials[2::3]] == [optuna.trial.TrialState.RUNNING] * 4
 
 
-def _reseeding(tmp_path, enqueue, *, reseed=True):
+def _reseeding(tmp_path, enqueue, *, reseed=True, fixed=False):
     from search.sampler import OptunaSearcher
     from search.tuner import build_bridge
     from spaces import define_by_run
@@ -214,8 +214,11 @@ def _reseeding(tmp_path, enqueue, *, reseed=True):
             **SPACE,
             "study": {**SPACE["study"], "enqueue": []},
             "budget": {"trials": 9, "epochs": 3},
-            "train": {"seed": 5},
-            "params": {"c": {"type": "categorical", "choices": ["a", "b"]}},
+            "train": {} if fixed else {"seed": 5},
+            "params": {
+                "c": {"type": "categorical", "choices": ["a", "b"]},
+                **({"train/seed": {"type": "fixed", "value": 5}} if fixed else {}),
+            },
         },
         source="inline",
         builtin_trainable=False,
@@ -253,6 +256,14 @@ def test_a_configuration_sampled_again_runs_with_a_seed_none_of_its_trials_used(
     assert third.suggest("t6")["train"]["seed"] == 10
     assert third.suggest("t7")["train"]["seed"] == 9  # trial 7: the re-run of trial 5
     assert [t.params["c"] for t in study.get_trials()] == list("aabaaaaa")
+
+
+def test_a_fixed_seed_parameter_records_the_seed_a_repeat_ran_with(tmp_path):
+    bridge, searcher = _reseeding(tmp_path, [{"c": "a"}] * 2, fixed=True)
+    assert [searcher.suggest(f"t{i}")["train"]["seed"] for i in range(2)] == [5, 6]
+    first, again = bridge.study.trials
+    assert first.user_attrs["fixed/train/seed"] == 5 and "seed" not in first.user_attrs
+    assert again.user_attrs["fixed/train/seed"] == again.user_attrs["seed"] == 6
 
 
 def test_same_seed_trains_a_configuration_sampled_again_as_it_is(tmp_path):
