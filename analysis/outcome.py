@@ -144,6 +144,21 @@ class Outcome:
         """Trials that were interrupted and re-run."""
         return sum(1 for r in self.trials if r.get("resumed_from") is not None)
 
+    @property
+    def repeated(self) -> int:
+        """Trials that ran a configuration an earlier trial had run (a sampler may
+        propose one again; ``budget.repeated_config`` gives it another seed), a
+        re-run after an interruption apart."""
+        seen: set[tuple] = set()
+        count = 0
+        for r in sorted(self.trials, key=lambda r: r["number"]):
+            key = _config_key(r)
+            if key is None or r.get("resumed_from") is not None:
+                continue
+            count += key in seen
+            seen.add(key)
+        return count
+
     @functools.cached_property
     def study(self) -> optuna.Study:
         """The run's Optuna study (opened on first use: the summary needs only the tables)."""
@@ -317,19 +332,22 @@ def caveats(o: Outcome) -> list[str]:
     return found
 
 
+def _config_key(row: dict[str, Any]) -> tuple | None:
+    """A trial row's configuration: its ``param/`` values, the grid's ``repeat`` (a
+    seed) left out (None: it never sampled any)."""
+    params = (k for k in row if k.startswith("param/") and k != "param/repeat")
+    items = tuple(sorted((k, repr(row[k])) for k in params))
+    return items if any(v != "None" for _, v in items) else None
+
+
 def _configs(rows: list[dict[str, Any]]) -> int:
-    """How many configurations ``rows`` hold: their ``param/`` values, the grid's
-    ``repeat`` (a seed) left out.
+    """How many configurations ``rows`` hold.
 
     Example:
         >>> _configs([{"param/x": 1, "param/repeat": 0}, {"param/x": 1, "param/repeat": 1}])
         1
     """
-    keys = {
-        tuple(sorted((k, repr(v)) for k, v in r.items() if k.startswith("param/")))
-        for r in ({k: v for k, v in r.items() if k != "param/repeat"} for r in rows)
-    }
-    return len(keys)
+    return len({_config_key(r) for r in rows})
 
 
 def _spent(trials: list[dict], curves: list[dict], epochs: int) -> Spent:

@@ -202,6 +202,12 @@ def _summary(out: _Report, o: Outcome, top: int) -> None:
             f"{spent.trial_epochs} trial-epochs of {spent.full_epochs} without pruning "
             f"({100 * spent.saved:.0f} % saved); wall time {o.wall_s / 60:.1f} min"
             + (f"; {spent.trial_time_s / 60:.1f} min of trial time" if spent.trial_time_s else "")
+            + (
+                f"; {o.repeated} trial(s) ran a configuration already run (the top trials "
+                "table gives the seed each ran with)"
+                if o.repeated
+                else ""
+            )
         )
         + "</p></section>"
     )

@@ -64,6 +64,8 @@ def _states(outcome: Outcome) -> list[str]:
     )
     if outcome.interrupted:
         line += f"; {outcome.interrupted} of the failed were interrupted and re-run"
+    if outcome.repeated:
+        line += f"; {outcome.repeated} ran a configuration already run (column seed)"
     return [line]
 
 

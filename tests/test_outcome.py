@@ -211,7 +211,13 @@ def test_runs_of_one_configuration_on_other_seeds_tying_are_not_a_saturated_metr
     for i, r in enumerate(done):  # two configurations, each sampled again and again
         r["param/j"], r["param/n"], r["seed"] = 0.1 * (i % 2), 0.5, i
     pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
-    assert "cannot tell" not in "\n".join(digest(run).warnings())
+    o = digest(run)
+    assert "cannot tell" not in "\n".join(o.warnings())
+    assert o.repeated == len(done) - 2
+    from analysis.summary import format_summary
+
+    summary = format_summary(run)
+    assert f"; {len(done) - 2} ran a configuration already run (column seed)" in summary
     for i, r in enumerate(done):  # three: now the metric ties what differs
         r["param/j"] = 0.1 * (i % 3)
     pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
