@@ -8,8 +8,8 @@ whose results go to the ``<study>.noise`` study (:mod:`analysis.noise` reads
 them back). A seed already measured is never run again: a resume after a
 crash runs only the missing ones, and a seed the search itself already ran
 the incumbent's configuration with (a configuration sampled again,
-``budget.repeated_config``) is copied into the noise study, not trained
-again. The built-in trainable only (a custom trainable may not honour
+``budget.repeated_config``, or the grid sampler's ``repeats``) is copied into
+the noise study, not trained again. The built-in trainable only (a custom trainable may not honour
 ``train.seed``), and not under PBT (its trials change configuration as they
 run: there is no one configuration to repeat).
 """
@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
+from analysis.confirm import config_key
 from analysis.rundir import Attr, RunDir
 from search.recover import best_complete
 from spaces import SearchSpec
@@ -58,7 +59,10 @@ def noise_pending(
         return None
     noise = _noise_study(run, spec)
     seed = config_seed(incumbent_config(spec, incumbent))
-    first = config_seed(define_by_run(spec)(FixedTrial(dict(incumbent.params))))
+    params = dict(incumbent.params)
+    if "repeat" in params:  # the grid's seed axis: its configuration's own seed is repeat 0's
+        params["repeat"] = 0
+    first = config_seed(define_by_run(spec)(FixedTrial(params)))
     others = (s for s in itertools.count(first) if s != seed)
     wanted = list(itertools.islice(others, spec.budget.noise_seeds))
     _adopt_repeats(study, noise, incumbent, spec, wanted)
@@ -85,8 +89,9 @@ def _adopt_repeats(
         for t in noise.get_trials(deepcopy=False)
         if t.user_attrs.get(Attr.NOISE_OF) == incumbent.number
     }
+    key = config_key(incumbent.params)  # the grid's repeats of it are it too
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number == incumbent.number or t.params != incumbent.params:
+        if t.number == incumbent.number or config_key(t.params) != key:
             continue
         seed = config_seed(ran_config(spec, t))
         if seed in wanted and seed not in recorded:

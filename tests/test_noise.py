@@ -159,6 +159,29 @@ def test_seeds_the_search_ran_by_sampling_a_configuration_again_are_not_run_agai
     )
 
 
+@pytest.mark.slow
+def test_the_grid_samplers_repeats_are_the_noise_floors_seeds(ray_local, tmp_path):
+    from analysis.outcome import digest
+    from search import run_search
+    from spaces import parse_spec
+
+    data = _spec(noise_seeds=1).to_dict()
+    data["study"]["sampler"] = {"name": "grid", "seed": 0, "repeats": 2}
+    data["params"] = {"mask/ratio": {"type": "grid", "values": [0.5]}}
+    data["budget"]["trials"] = 2
+    run_dir = tmp_path / "run"
+    run_search(parse_spec(data, source="test"), out=run_dir, verbose=False)
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    search = sorted(
+        optuna.load_study(study_name="nf", storage=storage).trials, key=lambda t: -t.value
+    )
+    [noise] = _reruns(storage)  # the other repeat's seed, copied: not trained a third time
+    assert noise.user_attrs["seed"] == 5 + search[1].params["repeat"]
+    assert noise.user_attrs["trial_number"] == search[1].number and noise.value == search[1].value
+    assert not list(run_dir.glob("noise.*"))
+    assert digest(run_dir).noise.values == (search[0].value, search[1].value)
+
+
 def test_nothing_is_re_run_for_a_custom_trainable_pbt_or_zero_seeds(tmp_path):
     from analysis.rundir import RunDir
     from search.noise import noise_pending
