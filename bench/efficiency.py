@@ -391,11 +391,11 @@ def main() -> None:
         help="more sslsearch runs, each with this pruner (to compare candidates)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
-    parser.add_argument("--quick", action="store_true", help="8 trials x 6 epochs, 2 seeds")
+    parser.add_argument("--quick", action="store_true", help="6 trials x 4 epochs, 2 seeds")
     args = parser.parse_args()
     if args.quick:  # what is given explicitly stays
         given = set(sys.argv)
-        for flag, value in [("--trials", 8), ("--epochs", 6), ("--every", 1), ("--seeds", [0, 1])]:
+        for flag, value in [("--trials", 6), ("--epochs", 4), ("--every", 1), ("--seeds", [0, 1])]:
             if flag not in given:
                 setattr(args, flag[2:], value)
     spec = load_spec(
