@@ -93,6 +93,10 @@ def test_low_above_high_names_file_line_and_key(tmp_path):
             ":1 budget/noise_seeds: expected an integer in 0..100",
         ),
         (
+            "budget:\n  trials: 3\n  repeated_config: next\n",
+            ":3 budget/repeated_config: expected one of next_seed, same_seed, got 'next'",
+        ),
+        (
             "budget: {max_failures: -1}\n",
             ":1 budget/max_failures: expected an integer in 0..1,000,000 (retries",
         ),
