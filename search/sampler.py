@@ -263,7 +263,9 @@ class OptunaSearcher(Searcher):
         reseed: a configuration sampled again (the same parameters as an earlier
             trial) runs with the lowest ``train.seed`` from its own upward that
             none of them used, recorded as the trial's ``seed`` user attribute; a
-            re-run after an interruption keeps the seed it had.
+            re-run after an interruption keeps the seed it recorded (or its own,
+            continuing a checkpoint; a trial killed between sampling and recording
+            its seed never trained, and its re-run chooses again).
     """
 
     def __init__(
@@ -333,8 +335,10 @@ class OptunaSearcher(Searcher):
             for t in self.bridge.study.get_trials(deepcopy=False):
                 if t.number == asking or t.state == TrialState.WAITING:
                     continue
-                if t.params:  # an interrupted trial's seed stays its re-run's
-                    seed = t.user_attrs.get(Attr.SEED)
+                seed = t.user_attrs.get(Attr.SEED)
+                if t.user_attrs.get(Attr.INTERRUPTED) and seed is None:
+                    continue  # its re-run chooses again (it may have died before recording one)
+                if t.params:  # an interrupted trial's recorded seed stays its re-run's
                     self._seeds.setdefault(_params_key(t.params), set()).add(seed)
         return self._seeds
 
@@ -343,7 +347,9 @@ class OptunaSearcher(Searcher):
         seen = self._seeds_by_params(trial.number).setdefault(_params_key(trial.params), set())
         own = config_seed(config)
         attrs = trial.user_attrs
-        if Attr.RESUMED_FROM in attrs:  # re-run after an interruption: the seed it had
+        # a re-run after an interruption keeps the seed it recorded, and its own one when
+        # it continues a checkpoint; from scratch with none recorded it chooses again
+        if Attr.RESUMED_FROM in attrs and (Attr.SEED in attrs or attrs.get(Attr.RESUME_STEP)):
             seed = int(attrs.get(Attr.SEED, own))
         else:
             used = {own if s is None else s for s in seen}

@@ -255,7 +255,17 @@ def test_a_configuration_sampled_again_runs_with_a_seed_none_of_its_trials_used(
     _, third = _reseeding(tmp_path, [])
     assert third.suggest("t6")["train"]["seed"] == 10
     assert third.suggest("t7")["train"]["seed"] == 9  # trial 7: the re-run of trial 5
-    assert [t.params["c"] for t in study.get_trials()] == list("aabaaaaa")
+    # killed after sampling a repeat, before recording its seed (it never trained):
+    # its re-run from scratch chooses again, not the configuration's own seed (5)
+    study.enqueue_trial({"c": "a"})
+    killed = study.ask()
+    killed.suggest_categorical("c", ["a", "b"])
+    study._storage.set_trial_user_attr(killed._trial_id, "interrupted", True)
+    study.tell(killed, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"c": "a"}, user_attrs={"resumed_from": killed.number, "resume_step": 0})
+    _, fourth = _reseeding(tmp_path, [])
+    assert fourth.suggest("t9")["train"]["seed"] == 11
+    assert [t.params["c"] for t in study.get_trials()] == list("aabaaaaaaa")
 
 
 def test_a_fixed_seed_parameter_records_the_seed_a_repeat_ran_with(tmp_path):
