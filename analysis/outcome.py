@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,6 +144,25 @@ class Outcome:
     def interrupted(self) -> int:
         """Trials that were interrupted and re-run."""
         return sum(1 for r in self.trials if r.get("resumed_from") is not None)
+
+    def runs_of(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The completed trials of ``row``'s configuration (its other seeds), ranked."""
+        key = _config_key(row)
+        return [r for r in self.ranked if _config_key(r) == key] if key is not None else [row]
+
+    def best_runs(self) -> str | None:
+        """When the best trial's configuration completed more than once (on other
+        seeds), its spread: a best trial may be its configuration's luckiest seed."""
+        best = self.best
+        runs = self.runs_of(best) if best is not None else []
+        if len(runs) < 2:
+            return None
+        values = [r["value"] for r in runs]
+        seeds = ", ".join(str(r.get("seed")) for r in sorted(runs, key=lambda r: r["number"]))
+        return (
+            f"its configuration completed {len(runs)} times (seeds {seeds}): {self.metric} "
+            f"mean {statistics.fmean(values):.4g}, {min(values):.4g} .. {max(values):.4g}"
+        )
 
     @property
     def repeated(self) -> int:

@@ -166,6 +166,8 @@ def _summary(out: _Report, o: Outcome, top: int) -> None:
         baselines = o.baseline_values(metric)
         if baselines:
             line += " (" + "; ".join(f"{k}: {_fmt(v)}" for k, v in baselines.items()) + ")"
+        if spread := o.best_runs():
+            line += f"; {spread}"
         out.add(f"<p><b>{html.escape(line)}</b>. Its settings, to paste into a space file:</p>")
         noise = o.noise
         if noise is not None:

@@ -82,6 +82,8 @@ def _ranking(outcome: Outcome, top: int) -> list[str]:
         lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
     best = ranked[0]
     lines.append(f"Best trial {best['number']}: {metric} = {_fmt(best['value'])}")
+    if spread := outcome.best_runs():
+        lines.append(f"  {spread}")
     for label, baseline in outcome.baseline_values(metric).items():
         lines.append(
             f"Baseline, {label}: {metric} = {_fmt(baseline)} "

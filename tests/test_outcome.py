@@ -205,7 +205,7 @@ def test_the_noise_floor_decides_ties_and_closeness(tmp_path):
 
 def test_runs_of_one_configuration_on_other_seeds_tying_are_not_a_saturated_metric(tmp_path):
     run = make_study_run(tmp_path, pruned_after=4, completed_value=1.0)
-    rows = pq.read_table(run / "trials.parquet").to_pylist()
+    rows = [{**r, "seed": 0} for r in pq.read_table(run / "trials.parquet").to_pylist()]
     done = [r for r in rows if r["state"] == "COMPLETE"]
     assert len(done) >= 6
     for i, r in enumerate(done):  # two configurations, each sampled again and again
@@ -218,6 +218,9 @@ def test_runs_of_one_configuration_on_other_seeds_tying_are_not_a_saturated_metr
 
     summary = format_summary(run)
     assert f"; {len(done) - 2} ran a configuration already run (column seed)" in summary
+    mine = [r for r in done if r["param/j"] == o.best["param/j"]]  # the best's other seeds
+    seeds = ", ".join(str(r["seed"]) for r in sorted(mine, key=lambda r: r["number"]))
+    assert f"its configuration completed {len(mine)} times (seeds {seeds}): acc mean 1" in summary
     for i, r in enumerate(done):  # three: now the metric ties what differs
         r["param/j"] = 0.1 * (i % 3)
     pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
