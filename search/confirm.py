@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FixedTrial, TrialState
+from optuna.trial import TrialState
 
 from analysis.confirm import (
     Candidate,
@@ -44,7 +44,7 @@ from analysis.rundir import CONFIRM_DIR, Attr, RunDir
 from search.errors import RunInterrupted
 from search.noise import SideRecorder
 from spaces import SearchSpec, load_spec
-from spaces.compile import config_seed, define_by_run
+from spaces.compile import config_seed, own_config
 from trainables.errors import InputError
 
 __all__ = ["DEFAULTS", "confirm_pending", "confirm_trial", "run_confirm"]
@@ -118,10 +118,7 @@ def _plan(
 
 def _case_config(spec: SearchSpec, candidate: Candidate, seed: int | None) -> dict[str, Any]:
     """A long run's config: the candidate's, with ``seed`` (None: its own)."""
-    params = dict(candidate.params)
-    if spec.study.sampler.name == "grid" and int(spec.study.sampler.options.get("repeats", 1)) > 1:
-        params["repeat"] = 0  # the grid's seed index: train.seed is set below
-    config = copy.deepcopy(define_by_run(spec)(FixedTrial(params)))
+    config = copy.deepcopy(own_config(spec, candidate.params))
     if seed is not None:
         config.setdefault("train", {})["seed"] = seed
     return config

@@ -22,13 +22,13 @@ import logging
 from typing import Any
 
 import optuna
-from optuna.trial import FixedTrial, FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from analysis.confirm import config_key
 from analysis.rundir import Attr, RunDir
 from search.recover import best_complete
 from spaces import SearchSpec
-from spaces.compile import config_seed, define_by_run, ran_config
+from spaces.compile import config_seed, own_config, ran_config
 
 __all__ = ["SideRecorder", "measure_noise", "noise_pending"]
 
@@ -59,19 +59,17 @@ def noise_pending(
         return None
     noise = _noise_study(run, spec)
     seed = config_seed(incumbent_config(spec, incumbent))
-    params = dict(incumbent.params)
-    if "repeat" in params:  # the grid's seed axis: its configuration's own seed is repeat 0's
-        params["repeat"] = 0
-    first = config_seed(define_by_run(spec)(FixedTrial(params)))
+    first = config_seed(own_config(spec, incumbent.params))
     others = (s for s in itertools.count(first) if s != seed)
     wanted = list(itertools.islice(others, spec.budget.noise_seeds))
-    _adopt_repeats(study, noise, incumbent, spec, wanted)
     measured = {
         t.user_attrs.get(Attr.SEED)
         for t in noise.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         if t.user_attrs.get(Attr.NOISE_OF) == incumbent.number
     }
-    pending = [s for s in wanted if s not in measured]
+    missing = [s for s in wanted if s not in measured]
+    adopted = _adopt_repeats(study, noise, incumbent, spec, missing)
+    pending = [s for s in missing if s not in adopted]
     return (incumbent, pending) if pending else None
 
 
@@ -80,24 +78,21 @@ def _adopt_repeats(
     noise: optuna.Study,
     incumbent: FrozenTrial,
     spec: SearchSpec,
-    wanted: list[int],
-) -> None:
+    missing: list[int],
+) -> set[int]:
     """Copy the search's completed trials of the incumbent's configuration with a
-    wanted seed into the noise study (once: a seed there already is kept)."""
-    recorded = {
-        t.user_attrs.get(Attr.SEED)
-        for t in noise.get_trials(deepcopy=False)
-        if t.user_attrs.get(Attr.NOISE_OF) == incumbent.number
-    }
+    seed the noise study is ``missing`` into it; the seeds copied."""
+    adopted: set[int] = set()
     key = config_key(incumbent.params)  # the grid's repeats of it are it too
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.number == incumbent.number or config_key(t.params) != key:
             continue
         seed = config_seed(ran_config(spec, t))
-        if seed in wanted and seed not in recorded:
+        if seed in missing and seed not in adopted:
             _record(noise, incumbent, seed, value=t.values[0], trial=t.number)
-            recorded.add(seed)
+            adopted.add(seed)
             logger.info("noise floor: seed %d ran in the search as trial %d", seed, t.number)
+    return adopted
 
 
 def _noise_study(run: RunDir, spec: SearchSpec) -> optuna.Study:

@@ -34,6 +34,7 @@ __all__ = [
     "grid_search_space",
     "grid_size",
     "nest",
+    "own_config",
     "ran_config",
     "representative_configs",
     "set_path",
@@ -117,13 +118,42 @@ def define_by_run(spec: SearchSpec) -> Callable[[optuna.trial.BaseTrial], dict[s
             values[param.name] = param.suggest(trial)
             if not param.sampled:
                 trial.set_user_attr(f"{FIXED_ATTR_PREFIX}{param.name}", values[param.name])
-        repeats = int(spec.study.sampler.options.get("repeats", 1))
-        if spec.study.sampler.name == "grid" and repeats > 1:
+        repeats = _grid_repeats(spec)
+        if repeats > 1:
             repeat = trial.suggest_categorical("repeat", list(range(repeats)))
             values["train/seed"] = config_seed(spec.base) + repeat
         return trial_config(spec, values)
 
     return sample
+
+
+def _grid_repeats(spec: SearchSpec) -> int:
+    """How many seeds the grid sampler runs each point with (1: not a grid)."""
+    if spec.study.sampler.name != "grid":
+        return 1
+    return int(spec.study.sampler.options.get("repeats", 1))
+
+
+def own_config(spec: SearchSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration's nested config on its own ``train.seed``: ``params``
+    through :func:`define_by_run`, the grid's ``repeat`` (a seed index) at 0.
+
+    Example:
+        >>> from spaces import parse_spec
+        >>> spec = parse_spec(
+        ...     {"study": {"sampler": {"name": "grid", "seed": 0, "repeats": 2}},
+        ...      "params": {"mask/ratio": {"type": "grid", "values": [0.5]}}, "train": {"seed": 3}},
+        ...     source="inline",
+        ... )
+        >>> own_config(spec, {"mask/ratio": 0.5, "repeat": 1})["train"]["seed"]
+        3
+    """
+    import optuna
+
+    params = dict(params)
+    if _grid_repeats(spec) > 1:
+        params["repeat"] = 0
+    return define_by_run(spec)(optuna.trial.FixedTrial(params))
 
 
 def config_seed(config: Mapping[str, Any]) -> int:
