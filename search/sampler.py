@@ -364,7 +364,7 @@ class OptunaSearcher(Searcher):
                 )
         if seed != own:
             trial.set_user_attr(Attr.SEED, seed)
-            if _FIXED_SEED in trial.user_attrs:  # a fixed train/seed records what the trial ran
+            if _FIXED_SEED in attrs:  # a fixed train/seed records what the trial ran
                 trial.set_user_attr(_FIXED_SEED, seed)
         seen.add(None if seed == own else seed)
         config.setdefault("train", {})["seed"] = seed
