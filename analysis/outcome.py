@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from analysis.ablation import confirmation
 from analysis.agreement import Agreement, all_agreements
+from analysis.confirm import config_key
 from analysis.effects import Effect, effects
 from analysis.evidence import Evidence, gather
 from analysis.holds import Confirmation
@@ -145,10 +146,22 @@ class Outcome:
         """Trials that were interrupted and re-run."""
         return sum(1 for r in self.trials if r.get("resumed_from") is not None)
 
+    def config_key(self, row: dict[str, Any]) -> str | None:
+        """A trial row's configuration: :func:`~analysis.confirm.config_key` of its
+        sampled parameters, as confirm groups trials (None: it never sampled any).
+        Its seed is not part of it, a fixed ``train/seed`` included."""
+        params = {n: row.get(f"param/{n}") for n in self.sampled}
+        params = {n: v for n, v in params.items() if v is not None}
+        return config_key(params) if params else None
+
+    def configs(self, rows: list[dict[str, Any]]) -> int:
+        """How many configurations ``rows`` hold."""
+        return len({self.config_key(r) for r in rows})
+
     def runs_of(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The completed trials of ``row``'s configuration (its other seeds), ranked."""
-        key = _config_key(row)
-        return [r for r in self.ranked if _config_key(r) == key] if key is not None else [row]
+        key = self.config_key(row)
+        return [r for r in self.ranked if self.config_key(r) == key] if key is not None else [row]
 
     def best_runs(self) -> str | None:
         """When the best trial's configuration completed more than once (on other
@@ -169,10 +182,10 @@ class Outcome:
         """Trials that ran a configuration an earlier trial had run (a sampler may
         propose one again; ``budget.repeated_config`` gives it another seed), a
         re-run after an interruption apart."""
-        seen: set[tuple] = set()
+        seen: set[str] = set()
         count = 0
         for r in sorted(self.trials, key=lambda r: r["number"]):
-            key = _config_key(r)
+            key = self.config_key(r)
             if key is None or r.get("resumed_from") is not None:
                 continue
             count += key in seen
@@ -311,7 +324,7 @@ def caveats(o: Outcome) -> list[str]:
     best = ranked[0]["value"]
     noise = f"the noise band ({band:.3g})" if band is not None else None
     # a configuration sampled again (other seeds) counts once: its runs tying is no news
-    ties, every = _configs(o.tied), _configs(ranked)
+    ties, every = o.configs(o.tied), o.configs(ranked)
     what = "trials" if every == len(ranked) else "configurations"
     if ties >= 3 and ties >= 0.2 * every:
         how = f"are within {noise} of" if noise else "tie at"
@@ -350,24 +363,6 @@ def caveats(o: Outcome) -> list[str]:
             "it is not stable across seeds."
         )
     return found
-
-
-def _config_key(row: dict[str, Any]) -> tuple | None:
-    """A trial row's configuration: its ``param/`` values, the grid's ``repeat`` (a
-    seed) left out (None: it never sampled any)."""
-    params = (k for k in row if k.startswith("param/") and k != "param/repeat")
-    items = tuple(sorted((k, repr(row[k])) for k in params))
-    return items if any(v != "None" for _, v in items) else None
-
-
-def _configs(rows: list[dict[str, Any]]) -> int:
-    """How many configurations ``rows`` hold.
-
-    Example:
-        >>> _configs([{"param/x": 1, "param/repeat": 0}, {"param/x": 1, "param/repeat": 1}])
-        1
-    """
-    return len({_config_key(r) for r in rows})
 
 
 def _spent(trials: list[dict], curves: list[dict], epochs: int) -> Spent:

@@ -205,11 +205,15 @@ def test_the_noise_floor_decides_ties_and_closeness(tmp_path):
 
 def test_runs_of_one_configuration_on_other_seeds_tying_are_not_a_saturated_metric(tmp_path):
     run = make_study_run(tmp_path, pruned_after=4, completed_value=1.0)
-    rows = [{**r, "seed": 0} for r in pq.read_table(run / "trials.parquet").to_pylist()]
+    rows = [
+        {**r, "seed": 0, "param/train/seed": 0}
+        for r in pq.read_table(run / "trials.parquet").to_pylist()
+    ]
     done = [r for r in rows if r["state"] == "COMPLETE"]
     assert len(done) >= 6
     for i, r in enumerate(done):  # two configurations, each sampled again and again
         r["param/j"], r["param/n"], r["seed"] = 0.1 * (i % 2), 0.5, i
+        r["param/train/seed"] = i  # a fixed train/seed records each repeat's seed
     pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
     o = digest(run)
     assert "cannot tell" not in "\n".join(o.warnings())
