@@ -233,6 +233,29 @@ def test_runs_of_one_configuration_on_other_seeds_tying_are_not_a_saturated_metr
     )
 
 
+def test_a_baseline_the_best_trial_beats_but_its_configurations_mean_does_not(tmp_path):
+    run = make_study_run(tmp_path, pruned_after=4, completed_value=1.0)
+    rows = pq.read_table(run / "trials.parquet").to_pylist()
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    for i, r in enumerate(done):  # the best configuration: one lucky seed, the rest lower
+        r["param/j"], r["param/n"], r["seed"] = 0.1, 0.5, i
+        r["value"] = 1.0 if i == 0 else 0.6
+    pq.write_table(pa.Table.from_pylist(rows), run / "trials.parquet")
+    mean = (1.0 + 0.6 * (len(done) - 1)) / len(done)
+    baselines = {"raw_input": {"acc": 0.85}, "random_init": {"acc": round(mean - 0.05, 3)}}
+    (run / "baseline.json").write_text(json.dumps(baselines))
+    text = "\n".join(digest(run).warnings())
+    assert "the best trial (" not in text  # 1.0 beats both by more than a tenth
+    assert (
+        f"The raw pixels baseline scores 0.85, as good as or better than the mean of the "
+        f"best trial's configuration over its {len(done)} seeds ({mean:.4g}): the search has "
+        "not beaten it." in text
+    )
+    assert f"random-init encoder baseline scores {mean - 0.05:.4g}, within 0.05 of the mean" in text
+    (run / "baseline.json").write_text(json.dumps({"raw_input": {"acc": 0.5}}))
+    assert "baseline" not in "\n".join(digest(run).warnings())  # 0.5 is beaten clearly
+
+
 def test_a_best_within_noise_of_the_ceiling_is_saturated(tmp_path):
     run = make_study_run(tmp_path)
     metrics = {"acc": {"probe": "x", "direction": "maximize", "labels": True, "ceiling": 0.7}}
