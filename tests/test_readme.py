@@ -45,8 +45,9 @@ def demo_dir(tmp_path_factory):
     if not any("runs/demo" in code for _, code in SNIPPETS):
         return root
     args = ["run", "--out", "runs/demo", "--trials", "2", "--epochs", "1"]
+    no_noise = ["--set", "budget.noise_seeds=0"]  # no snippet reads the noise floor
     proc = subprocess.run(
-        [sys.executable, "-m", "search", *args, "--set", "study.pruner=none"],
+        [sys.executable, "-m", "search", *args, "--set", "study.pruner=none", *no_noise],
         cwd=root,
         capture_output=True,
         text=True,

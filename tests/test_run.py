@@ -115,7 +115,7 @@ def test_every_probe_in_a_run_with_a_label_free_objective(ray_local, tmp_path):
                 "sampler": {"name": "random", "seed": 0},
                 "pruner": {"name": "none"},
             },
-            "budget": {"trials": 3, "epochs": 2, "concurrency": 2},
+            "budget": {"trials": 3, "epochs": 2, "concurrency": 2, "noise_seeds": 0},
             "aug": {"resized_crop": {"min_scale": 0.7}},
             "probe": {
                 "names": ["knn", "linear", "rankme", "alpha_req", "align_uniform"],
@@ -152,7 +152,7 @@ def test_a_diverging_trial_is_recorded_fail_and_the_study_continues(ray_local, t
                 "sampler": {"name": "random", "seed": 0},
                 "pruner": {"name": "none"},
             },
-            "budget": {"trials": 2, "epochs": 2, "concurrency": 2},
+            "budget": {"trials": 2, "epochs": 2, "concurrency": 2, "noise_seeds": 0},
             "aug": {},
             "optim": {"grad_clip": 0.0, "warmup_epochs": 0},
             "params": {
@@ -179,6 +179,7 @@ def test_every_shipped_space_runs_one_trial_of_one_epoch(ray_local, tmp_path, na
     from spaces import load_spec, shipped_spaces
 
     overrides = {"budget.trials": 1, "budget.epochs": 1, "budget.concurrency": 1}
+    overrides["budget.noise_seeds"] = 0  # the noise floor has its own tests
     path = shipped_spaces()[name]
     if "shapes" in path.read_text():
         overrides["data.options.count"] = 300

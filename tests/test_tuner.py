@@ -46,10 +46,10 @@ def _spec(log_dir: Path, **budget):
             "study": {
                 "name": "flaky",
                 "objective": {"metric": "score", "direction": "maximize"},
-                "sampler": {"name": "random", "seed": 4},
+                "sampler": {"name": "random", "seed": 5},  # x: 0.22, 0.87, 0.21, 0.92
                 "pruner": {"name": "none"},
             },
-            "budget": {"trials": 6, "epochs": 4, "concurrency": 2, **budget},
+            "budget": {"trials": 4, "epochs": 4, "concurrency": 2, **budget},
             "params": {
                 "x": {"type": "float", "low": 0.0, "high": 1.0},
                 "log_dir": {"type": "fixed", "value": str(log_dir)},
@@ -67,7 +67,8 @@ def test_failures_are_retried_up_to_the_limit_then_recorded_fail(ray_local, tmp_
     )
     study = optuna.load_study(study_name="flaky", storage=result.storage)
     trials = sorted(study.trials, key=lambda t: t.number)
-    assert len(trials) == 6
+    assert len(trials) == 4
+    assert sum(t.params["x"] > 0.5 for t in trials) == 2  # two of each kind
     for t in trials:
         attempts = len((tmp_path / f"attempts-{t.params['x']:.6f}").read_text().split())
         if t.params["x"] > 0.5:  # deterministic: 1 try + 2 retries, then FAIL with its reason
@@ -80,7 +81,7 @@ def test_failures_are_retried_up_to_the_limit_then_recorded_fail(ray_local, tmp_
             assert sorted(t.intermediate_values) == [1, 2, 3, 4]
     assert {t.state for t in trials} == {TrialState.FAIL, TrialState.COMPLETE}
     rows = pq.read_table(tmp_path / "run" / "trials.parquet").to_pylist()
-    assert [r["number"] for r in rows] == list(range(6))
+    assert [r["number"] for r in rows] == list(range(4))
 
 
 def test_a_trial_no_node_can_hold_is_refused_before_anything_is_written(ray_local, tmp_path):
