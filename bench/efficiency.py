@@ -14,7 +14,11 @@ drift in the machine's speed hits all of them):
   needs the metric in every result);
 - ``optuna``: plain Optuna in this process, no Ray: the trainer's epochs in
   the objective, ``trial.report`` and ``trial.should_prune`` after each
-  probe, the same sampler and pruner as ``sslsearch``, one trial at a time.
+  probe, the same sampler and pruner as ``sslsearch``, as many trials at a
+  time as the space's concurrency (``study.optimize(n_jobs=...)``: threads,
+  one torch thread each, as Ray gives each trial one core). The threads
+  share torch's global random generator, so a configuration's score may
+  differ from run to run here, not under Ray (one process per trial).
 
 Each trial is charged the epochs it trained. The **anytime curve** of a run
 is the best final score (a trial that trained its whole budget) against the
@@ -210,7 +214,7 @@ def run_optuna(spec: SearchSpec, out: Path) -> list[Ran]:
     from trainables.loop import Trainer, run_epochs
     from trainables.validate import parse_trial_config
 
-    torch.set_num_threads(2)  # the machine's cores, as Ray gives two trials one each
+    torch.set_num_threads(1)  # one core per trial, as under Ray; n_jobs trials at a time
     metric = spec.objective.metric
     sample = define_by_run(spec)
     t0 = time.time()
@@ -240,7 +244,7 @@ def run_optuna(spec: SearchSpec, out: Path) -> list[Ran]:
         pruner=build_pruner(spec.study.pruner.name, dict(spec.study.pruner.options)),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(objective, n_trials=spec.budget.trials)
+    study.optimize(objective, n_trials=spec.budget.trials, n_jobs=spec.budget.concurrency)
     return runs
 
 
