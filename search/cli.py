@@ -147,8 +147,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         failed = 0
         for file in args.files:
             try:
-                load_spec(_space_path(file))
-                print(f"{file}: ok")
+                spec = load_spec(_space_path(file))
+                print(f"{file}: ok" + (f" ({len(spec.notes)} note(s))" if spec.notes else ""))
+                for note in spec.notes:
+                    print(f"note: {note}")
             except SpecError as err:
                 failed += 1
                 for line in err.lines():

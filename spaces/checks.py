@@ -11,11 +11,12 @@ against the torch-free snapshot of the registries (:mod:`trainables.catalogue`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from spaces.compile import grid_search_space, grid_size, representative_configs
 from spaces.errors import Problems
-from spaces.model import Param, SearchSpec, is_number
+from spaces.model import FloatParam, Param, SearchSpec, is_number
 from spaces.study import (
     MULTI_OBJECTIVE_SAMPLERS,
     PRUNERS,
@@ -25,9 +26,9 @@ from spaces.study import (
 )
 from trainables._registry import UnknownNameError, check_value
 from trainables.catalogue import LOOP_METRICS, shipped
-from trainables.config import ConfigError
+from trainables.config import ConfigError, num_masked
 from trainables.errors import shown
-from trainables.validate import parse_trial_config
+from trainables.validate import parse_trial_config, token_count
 
 __all__ = ["check_conditions", "check_spec", "pbt_mutated"]
 
@@ -46,7 +47,7 @@ def check_spec(
     if builtin_trainable:  # a user's own trainable has its own config and metrics
         _check_against_trainables(spec, problems)
     problems.raise_if_any()
-    return spec
+    return dataclasses.replace(spec, notes=tuple(problems.notes)) if problems.notes else spec
 
 
 def _resolve_directions(
@@ -266,6 +267,7 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
     if problems.items:
         return
     _check_unused_options(configs, names, problems)
+    _note_masks_per_ratio(spec, configs, catalogue, problems)
     many = len(spec.study.objectives) > 1
     for cfg in configs:
         metrics = set(LOOP_METRICS)
@@ -300,3 +302,43 @@ def _check_unused_options(configs: list, names: set[str], problems: Problems) ->
                 f"options for {what} '{name}', which no trial uses "
                 f"(chosen or searched: {', '.join(sorted(chosen))})",
             )
+
+
+def _note_masks_per_ratio(
+    spec: SearchSpec, configs: list, catalogue: Any, problems: Problems
+) -> None:
+    """A masking ratio finer than the encoder's token grid: a ratio masks
+    ``round(tokens x ratio)`` tokens, so on a small grid many ratios make one mask,
+    and each is another configuration to the sampler, to repeats and to confirm."""
+    ratio = next((p for p in spec.sampled if p.name == "mask/ratio"), None)
+    masking = [c for c in configs if catalogue.entry("objective", c.loss.name).meta["masks"]]
+    if ratio is None or not masking or any(c.mask.schedule != "constant" for c in masking):
+        return  # a schedule moves the ratio every step: the fine values differ
+    tokens = {token_count(c, catalogue=catalogue) for c in masking}
+    n = tokens.pop() if len(tokens) == 1 else None
+    if n is None:
+        return
+    head = f"a ratio masks round({n} x ratio) of the encoder's {n} patch tokens, so "
+    if not isinstance(ratio, FloatParam):  # a list: each value runs (grid) or is a choice
+        by_mask: dict[int, list[Any]] = {}
+        for value in (v for v in getattr(ratio, ratio.field_name) if is_number(v)):
+            by_mask.setdefault(num_masked(n, value), []).append(value)
+        same = [f"{', '.join(map(str, vs))} mask {k}" for k, vs in by_mask.items() if len(vs) > 1]
+        if same:
+            problems.note(
+                ("params", ratio.name),
+                head + "; ".join(same) + " tokens: one mask, trained as different configurations",
+            )
+        return
+    first, last = num_masked(n, ratio.low), num_masked(n, ratio.high)
+    masks = last - first + 1
+    values = math.inf if ratio.step is None else int((ratio.high - ratio.low) / ratio.step) + 1
+    if values <= masks or masks >= spec.budget.trials:
+        return
+    problems.note(
+        ("params", ratio.name),
+        head + f"{ratio.low:g} .. {ratio.high:g} makes {masks} different masks ({first} to "
+        f"{last} tokens) for {spec.budget.trials} trials: two ratios that make one mask are two "
+        "configurations to the sampler, to budget.repeated_config and to confirm; "
+        f"{{low: {first / n:g}, high: {last / n:g}, step: {1 / n:g}}} names each mask once",
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 from trainables.errors import SSLSearchError
 
-__all__ = ["Path", "Problems", "SpecError", "key_of"]
+__all__ = ["Path", "Problems", "SpecError", "key_of", "located"]
 
 Path = tuple[str | int, ...]
 """A key path into the YAML: mapping keys as ``str``, list indices as ``int``."""
@@ -31,11 +31,13 @@ class SpecError(SSLSearchError, ValueError):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        out = []
-        for source, line, key, message in self.problems:
-            where = f"{source}:{line}" if line else source
-            out.append(f"{where} {key}: {message}" if key else f"{where} {message}")
-        return out
+        return [located(*problem) for problem in self.problems]
+
+
+def located(source: str, line: int, key: str, message: str) -> str:
+    """One problem or note as a line: ``file:line key: message``."""
+    where = f"{source}:{line}" if line else source
+    return f"{where} {key}: {message}" if key else f"{where} {message}"
 
 
 def key_of(path: Path) -> str:
@@ -64,6 +66,7 @@ class Problems:
     def __init__(self, source: str, lines: Mapping[tuple[str, ...], Any]) -> None:
         self.source, self.lines = source, lines
         self.items: list[tuple[str, int, str, str]] = []
+        self.notes: list[str] = []  # advice that does not refuse the space
 
     def where(self, path: Path) -> tuple[str, int]:
         """The file and line of ``path``, or of its nearest located parent."""
@@ -78,6 +81,10 @@ class Problems:
     def add(self, path: Path, message: str, *, key: str | None = None) -> None:
         """Record ``message`` at ``path`` (``key`` overrides the derived key)."""
         self.items.append((*self.where(path), key_of(path) if key is None else key, message))
+
+    def note(self, path: Path, message: str) -> None:
+        """Record advice at ``path``: the space runs, but perhaps not as meant."""
+        self.notes.append(located(*self.where(path), key_of(path), message))
 
     def raise_if_any(self) -> None:
         if self.items:

@@ -517,6 +517,8 @@ class SearchSpec:
         budget: trials, epochs, concurrency, resources.
         params: searched (and fixed) parameters, in file order.
         base: fixed trial settings, a nested mapping merged under the params.
+        notes: located advice the checks gave (the space runs, perhaps not as
+            meant): ``spaces check`` prints it, ``run`` logs it; not saved.
     """
 
     source: str
@@ -525,6 +527,7 @@ class SearchSpec:
     budget: Budget
     params: tuple[Param, ...]
     base: Mapping[str, Any]
+    notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def objective(self) -> Objective:

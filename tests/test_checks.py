@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import yaml
 
 from spaces import SpecError, define_by_run, parse_spec
 from spaces.compile import grid_search_space, grid_size
@@ -139,3 +140,55 @@ def test_multi_objective_needs_a_capable_sampler():
     with pytest.raises(SpecError) as info:
         spec_of({"study": {"objective": objectives, "sampler": {"name": "cmaes"}}})
     assert "study/sampler: 'cmaes' handles one objective" in str(info.value)
+
+
+def _ratio_notes(tmp_path, ratio, **more):
+    from spaces import load_spec
+
+    data = {"budget": {"trials": 20}, "params": {"mask/ratio": ratio}, **more}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_spec(tmp_path / "s.yaml").notes
+
+
+def test_a_ratio_finer_than_the_token_grid_is_noted_where_it_is_written(tmp_path):
+    # the default encoder on 8x8 digits has 16 tokens: 0.1 .. 0.9 masks 2 .. 14 of them
+    [note] = _ratio_notes(tmp_path, {"type": "float", "low": 0.1, "high": 0.9})
+    assert note.startswith(f"{tmp_path / 's.yaml'}:4 params/mask/ratio: a ratio masks ")
+    assert "round(16 x ratio) of the encoder's 16 patch tokens, so 0.1 .. 0.9 makes 13 " in note
+    assert "(2 to 14 tokens) for 20 trials" in note
+    suggested = note.rsplit("; ", 1)[1].removesuffix(" names each mask once")
+    assert suggested == "{low: 0.125, high: 0.875, step: 0.0625}"
+    # as suggested: each value one mask, no note
+    assert _ratio_notes(tmp_path, {"type": "float", **yaml.safe_load(suggested)}) == ()
+    # a step finer than the grid names masks twice too
+    assert len(_ratio_notes(tmp_path, {"type": "float", "low": 0.1, "high": 0.9, "step": 0.05}))
+    # 4x4 patches on 32x32 shapes: 64 tokens, 52 masks for 20 trials
+    shapes = {"data": {"name": "shapes"}, "model": {"name": "vit_tiny_32"}}
+    assert _ratio_notes(tmp_path, {"type": "float", "low": 0.1, "high": 0.9}, **shapes) == ()
+
+
+@pytest.mark.parametrize(
+    "more",
+    [
+        {"budget": {"trials": 13}},  # no more trials than masks
+        {"loss": {"name": "simclr"}},  # nothing masks tokens
+        {"mask": {"schedule": "linear", "ratio_end": 0.2}},  # the ratio moves every step
+        {"model": {"name": "vit_tiny_patch16_224"}},  # a timm model: tokens not known
+    ],
+)
+def test_no_note_where_fine_ratios_differ_or_the_grid_is_unknown(tmp_path, more):
+    assert _ratio_notes(tmp_path, {"type": "float", "low": 0.1, "high": 0.9}, **more) == ()
+
+
+def test_listed_ratios_that_make_one_mask_are_noted(tmp_path):
+    grid = {"study": {"sampler": {"name": "grid"}}, "budget": {"trials": 5}}
+    values = {"type": "grid", "values": [0.1, 0.11, 0.5, 0.47, 0.9]}
+    [note] = _ratio_notes(tmp_path, values, **grid)
+    assert note.endswith(
+        "patch tokens, so 0.1, 0.11 mask 2; 0.5, 0.47 mask 8 tokens: one mask, trained as "
+        "different configurations"
+    )
+    values["values"] = [0.125, 0.5, 0.875]
+    assert _ratio_notes(tmp_path, values, **{**grid, "budget": {"trials": 3}}) == ()
+    choices = {"type": "categorical", "choices": [0.3, 0.31]}  # a choice between one mask
+    assert "0.3, 0.31 mask 5 tokens" in _ratio_notes(tmp_path, choices)[0]

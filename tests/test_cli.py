@@ -61,13 +61,20 @@ def test_spaces_check_reports_every_problem(tmp_path):
     (tmp_path / "a.yaml").write_text(
         "budget: {trials: 0}\nparams:\n  x/y: {type: int, low: 3, high: 1}\n", encoding="utf-8"
     )
-    proc = sslsearch("spaces", "check", "a.yaml", "default", cwd=tmp_path)
+    (tmp_path / "b.yaml").write_text(
+        "params:\n  mask/ratio: {type: float, low: 0.5, high: 0.9}\n", encoding="utf-8"
+    )
+    proc = sslsearch("spaces", "check", "a.yaml", "default", "b.yaml", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stdout.splitlines() == [
+    lines = proc.stdout.splitlines()
+    assert lines[:4] == [
         "a.yaml:1 budget/trials: expected an integer >= 1, got 0",
         "a.yaml:3 params/x/y: low (3) > high (1)",
         "default: ok",
-    ]
+        "b.yaml: ok (1 note(s))",
+    ]  # advice does not fail the check
+    assert lines[4].startswith("note: b.yaml:2 params/mask/ratio: a ratio masks round(16 x")
+    assert len(lines) == 5
 
 
 def test_spaces_list_names_the_default(tmp_path):

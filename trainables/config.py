@@ -30,6 +30,7 @@ __all__ = [
     "ProbeConfig",
     "TrainConfig",
     "TrialConfig",
+    "num_masked",
 ]
 
 
@@ -86,6 +87,16 @@ class ModelConfig:
 
 #: The ``model/`` sizes only a ViT takes (a CNN takes none), in ModelConfig's order.
 VIT_SIZES = ("patch_size", "embed_dim", "depth", "num_heads")
+
+
+def num_masked(num_tokens: int, ratio: float) -> int:
+    """The exact number of masked tokens per sample for ``ratio`` (every strategy's).
+
+    Example:
+        >>> num_masked(16, 0.47), num_masked(16, 0.5)  # one mask, two ratios
+        (8, 8)
+    """
+    return round(ratio * num_tokens)
 
 
 @dataclass(frozen=True)

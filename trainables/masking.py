@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from trainables._registry import Registry
+from trainables.config import num_masked
 
 __all__ = [
     "ATTENTION_MODES",
@@ -67,11 +68,6 @@ def register_masking(
             raise ValueError(f"masking strategy '{name}': scores must be one of {SCORES}")
         metadata["scores"] = scores
     return MASKING.register(name, limits=limits, **metadata)
-
-
-def num_masked(num_tokens: int, ratio: float) -> int:
-    """The exact number of masked tokens per sample for ``ratio``."""
-    return round(ratio * num_tokens)
 
 
 def mask_from_scores(scores: torch.Tensor, ratio: float) -> torch.Tensor:

@@ -25,7 +25,13 @@ from trainables.catalogue import Catalogue, live
 from trainables.config import VIT_SIZES, ConfigError, TrialConfig
 from trainables.errors import shown
 
-__all__ = ["attention_refusal", "check_options", "parse_trial_config", "validate"]
+__all__ = [
+    "attention_refusal",
+    "check_options",
+    "parse_trial_config",
+    "token_count",
+    "validate",
+]
 
 
 def parse_trial_config(
@@ -139,22 +145,46 @@ def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
         raise attention_refusal(cfg.mask.strategy, problem)
 
 
-def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
-    """A preset ViT's patch must tile the images (when the source says their size), and
-    ``norm_pix`` needs patches of more than one value (a 1x1 patch of one channel has
-    no variance: its normalised target is NaN)."""
+def _geometry(cfg: TrialConfig, cat: Catalogue) -> tuple[Any, Any, int] | None:
+    """A preset ViT's ``(image size, channels, patch)`` on data that declares its
+    geometry (a size or channel count the options leave open is None); None for
+    any other encoder or data."""
     geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
     if not geometry or cfg.model.name not in cat.names("encoder"):
-        return
+        return None
     preset = cat.entry("encoder", cfg.model.name).options.get("patch_size")
     if not isinstance(preset, int):
-        return  # not a ViT preset (a size given to a CNN is refused in validate())
-    patch = cfg.model.patch_size or preset
+        return None  # not a ViT preset (a size given to a CNN is refused in validate())
     options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
     size, channels = (
         options.get(v) if isinstance(v, str) else v
         for v in (geometry["image_size"], geometry["channels"])
     )
+    return size, channels, cfg.model.patch_size or preset
+
+
+def token_count(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> int | None:
+    """The patch tokens of a preset ViT on data of a declared size (None: not known
+    without building the model).
+
+    Example:
+        >>> token_count(parse_trial_config({"model": {"name": "vit_digits"}}))  # 8x8, 2x2
+        16
+    """
+    found = _geometry(cfg, catalogue or live())
+    if found is None or not isinstance(found[0], int) or found[0] % found[2]:
+        return None
+    return (found[0] // found[2]) ** 2
+
+
+def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
+    """A preset ViT's patch must tile the images (when the source says their size), and
+    ``norm_pix`` needs patches of more than one value (a 1x1 patch of one channel has
+    no variance: its normalised target is NaN)."""
+    found = _geometry(cfg, cat)
+    if found is None:
+        return
+    size, channels, patch = found
     if isinstance(size, int) and size % patch:
         raise ConfigError(
             "model/patch_size",
