@@ -155,10 +155,10 @@ def run_search(
         >>> result = run_search(load_spec("spaces/default.yaml"), out="runs/x")  # doctest: +SKIP
     """
     run = RunDir(Path(out).resolve())
-    if run.holds_run():
-        raise InputError(f"{run.path} already holds a run; choose another --out")
     for note in spec.notes:  # advice from the checks: the space runs, perhaps not as meant
         logger.warning("note: %s", note)
+    if run.holds_run():
+        raise InputError(f"{run.path} already holds a run; choose another --out")
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
         base, dataset = _builtin_dataset(spec)

@@ -202,3 +202,17 @@ def test_a_run_directory_is_never_reused_and_resume_needs_one(tmp_path):
     assert (tmp_path / "spec.yaml").read_text() == "kept\n"  # nothing overwritten
     with pytest.raises(InputError, match=r"holds no run \(spec.yaml is missing\)"):
         resume_search(tmp_path / "empty")
+
+
+def test_run_logs_the_checks_notes_first(tmp_path, caplog):
+    from search import run_search
+    from spaces import parse_spec
+    from trainables.errors import InputError
+
+    ratio = {"type": "float", "low": 0.1, "high": 0.9}  # 13 masks of 16 tokens, 20 trials
+    spec = parse_spec({"params": {"mask/ratio": ratio}}, source="s.yaml")
+    [note] = spec.notes
+    (tmp_path / "spec.yaml").write_text("kept\n")
+    with caplog.at_level("WARNING", logger="search.run"), pytest.raises(InputError):
+        run_search(spec, out=tmp_path)  # refused: the note came first all the same
+    assert [r.getMessage() for r in caplog.records] == [f"note: {note}"]
