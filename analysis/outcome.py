@@ -358,14 +358,14 @@ def _baseline_caveats(o: Outcome, best: float, close: float, noise: str | None) 
     found: list[str] = []
     sign = 1 if o.direction == "maximize" else -1
     runs = o.runs_of(o.best) if o.best is not None else []
-    mean = statistics.fmean(r["value"] for r in runs) if len(runs) > 1 else None
+    scores = [(best, "the best trial")]
+    if len(runs) > 1:
+        mean = statistics.fmean(r["value"] for r in runs)
+        scores.append(
+            (mean, f"the mean of the best trial's configuration over its {len(runs)} seeds")
+        )
     for label, value in o.baseline_values(o.metric).items():
-        for score, what in [(best, "the best trial"), (mean, None)]:
-            if score is None:
-                continue
-            what = what or (
-                f"the mean of the best trial's configuration over its {len(runs)} seeds"
-            )
+        for score, what in scores:
             gap = sign * (score - value)
             if gap <= 0:
                 verdict = f"as good as or better than {what} ({score:.4g})"

@@ -332,7 +332,7 @@ def _note_masks_per_ratio(
         return
     first, last = num_masked(n, ratio.low), num_masked(n, ratio.high)
     masks = last - first + 1
-    values = math.inf if ratio.step is None else int((ratio.high - ratio.low) / ratio.step) + 1
+    values = math.inf if ratio.step is None else round((ratio.high - ratio.low) / ratio.step) + 1
     if values <= masks or masks >= spec.budget.trials:
         return
     problems.note(
