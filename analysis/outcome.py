@@ -158,16 +158,20 @@ class Outcome:
         """How many configurations ``rows`` hold."""
         return len({self.config_key(r) for r in rows})
 
-    def runs_of(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        """The completed trials of ``row``'s configuration (its other seeds), ranked."""
-        key = self.config_key(row)
-        return [r for r in self.ranked if self.config_key(r) == key] if key is not None else [row]
+    @functools.cached_property
+    def best_config_runs(self) -> list[dict[str, Any]]:
+        """The completed trials of the best trial's configuration (its other seeds
+        too), ranked; empty when nothing completed."""
+        best = self.best
+        key = self.config_key(best) if best is not None else None
+        if key is None:
+            return [best] if best is not None else []
+        return [r for r in self.ranked if self.config_key(r) == key]
 
     def best_runs(self) -> str | None:
         """When the best trial's configuration completed more than once (on other
         seeds), its spread: a best trial may be its configuration's luckiest seed."""
-        best = self.best
-        runs = self.runs_of(best) if best is not None else []
+        runs = self.best_config_runs
         if len(runs) < 2:
             return None
         values = [r["value"] for r in runs]
@@ -357,7 +361,7 @@ def _baseline_caveats(o: Outcome, best: float, close: float, noise: str | None) 
     mean does not beat clearly (the best trial may be its luckiest seed)."""
     found: list[str] = []
     sign = 1 if o.direction == "maximize" else -1
-    runs = o.runs_of(o.best) if o.best is not None else []
+    runs = o.best_config_runs
     scores = [(best, "the best trial")]
     if len(runs) > 1:
         mean = statistics.fmean(r["value"] for r in runs)
