@@ -321,7 +321,7 @@ def _note_masks_per_ratio(
     head = f"a ratio masks round({n} x ratio) of the encoder's {n} patch tokens, so "
     if not isinstance(ratio, FloatParam):  # a list: each value runs (grid) or is a choice
         by_mask: dict[int, list[Any]] = {}
-        for value in (v for v in getattr(ratio, ratio.field_name) if is_number(v)):
+        for value in (v for v in ratio.possible_values() or () if is_number(v)):
             by_mask.setdefault(num_masked(n, value), []).append(value)
         same = [f"{', '.join(map(str, vs))} mask {k}" for k, vs in by_mask.items() if len(vs) > 1]
         if same:
