@@ -159,6 +159,8 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     for file in args.files:
         spec = load_spec(_space_path(file))
         print(_show(spec))
+        for note in spec.notes:
+            print(f"note: {note}")
     return 0
 
 

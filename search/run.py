@@ -255,7 +255,10 @@ def resume_search(
         raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
     info = run.info()
     old = run.spec(check_trainables=True)
+    edited = spec is not None
     spec = _resumed_spec(run, old, spec)
+    for note in spec.notes if edited else ():  # the run's own were logged when it started
+        logger.warning("note: %s", note)
     run.open_study()  # missing, or not this spec's: refused before anything is written
     if trainable is None and not info.builtin_trainable:
         if not info.trainable:

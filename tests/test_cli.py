@@ -123,6 +123,17 @@ def test_spaces_show_lists_conditions_and_grids(tmp_path):
     assert "grid [0.1, 0.2, 0.3" in sweep.stdout and "27 trials" in sweep.stdout
 
 
+def test_spaces_show_prints_the_notes_last(tmp_path):
+    (tmp_path / "b.yaml").write_text(
+        "params:\n  mask/ratio: {type: float, low: 0.5, high: 0.9}\n", encoding="utf-8"
+    )
+    lines = sslsearch("spaces", "show", "b.yaml", cwd=tmp_path).stdout.splitlines()
+    assert lines[-1].startswith("note: b.yaml:2 params/mask/ratio: a ratio masks round(16 x")
+    assert not any(ln.startswith("note:") for ln in lines[:-1])
+    shipped = sslsearch("spaces", "show", "default", cwd=tmp_path).stdout
+    assert "note:" not in shipped
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["spaces", "list"], ["spaces", "check", "default"], ["spaces", "show", "joint"]],

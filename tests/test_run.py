@@ -216,3 +216,25 @@ def test_run_logs_the_checks_notes_first(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="search.run"), pytest.raises(InputError):
         run_search(spec, out=tmp_path)  # refused: the note came first all the same
     assert [r.getMessage() for r in caplog.records] == [f"note: {note}"]
+
+
+def test_resume_logs_the_notes_of_an_edited_space_only(tmp_path, caplog):
+    from analysis.rundir import RunDir
+    from search import resume_search
+    from spaces import parse_spec
+    from trainables.errors import InputError
+
+    ratio = {"type": "float", "low": 0.1, "high": 0.9}  # 13 masks of 16 tokens
+    spec = parse_spec({"budget": {"trials": 10}, "params": {"mask/ratio": ratio}}, source="s.yaml")
+    assert spec.notes == ()  # fewer trials than masks
+    RunDir(tmp_path).write_spec(spec)
+    more = parse_spec({"budget": {"trials": 20}, "params": {"mask/ratio": ratio}}, source="e.yaml")
+    [note] = more.notes
+    with caplog.at_level("WARNING", logger="search.run"):
+        with pytest.raises(InputError, match="its study is missing"):
+            resume_search(tmp_path)  # the run's own space: its notes were logged at the start
+        assert caplog.records == []
+        with pytest.raises(InputError, match="its study is missing"):
+            resume_search(tmp_path, spec=more)
+    assert [r.getMessage() for r in caplog.records] == [f"note: {note}"]
+    assert note.startswith("e.yaml params/mask/ratio: ")  # the edit's, not the run's
