@@ -210,6 +210,8 @@ def _resumed_spec(run: RunDir, old: SearchSpec, spec: SearchSpec | None) -> Sear
             key, _, message = problem.partition(": ")
             lines.append((str(spec.source), 0, key, message))
         raise SpecError(lines)
+    for note in spec.notes:  # the edit's advice; the run's own was logged when it started
+        logger.warning("note: %s", note)
     return dataclasses.replace(
         spec, study=dataclasses.replace(spec.study, storage=old.study.storage)
     )
@@ -255,10 +257,7 @@ def resume_search(
         raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
     info = run.info()
     old = run.spec(check_trainables=True)
-    edited = spec is not None
     spec = _resumed_spec(run, old, spec)
-    for note in spec.notes if edited else ():  # the run's own were logged when it started
-        logger.warning("note: %s", note)
     run.open_study()  # missing, or not this spec's: refused before anything is written
     if trainable is None and not info.builtin_trainable:
         if not info.trainable:
