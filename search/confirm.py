@@ -331,6 +331,24 @@ def _fit(
     run_experiment(tuner)
 
 
+def _confirmable(run: RunDir) -> SearchSpec:
+    """The search's spec, if confirm can re-train its configurations; else InputError."""
+    if not run.spec_path.exists():
+        raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
+    if not run.info().builtin_trainable:
+        raise InputError(
+            f"{run.path}: confirm re-trains with the built-in trainable; "
+            "this run used its own (its epochs and seeds are not sslsearch's to set)"
+        )
+    spec = run.spec()
+    if spec.study.scheduler is not None and spec.study.scheduler.name == "pbt":
+        raise InputError(
+            f"{run.path}: confirm re-trains fixed configurations; under PBT a trial's "
+            "configuration changed as it ran"
+        )
+    return spec
+
+
 def run_confirm(
     run_dir: str | Path,
     *,
@@ -366,19 +384,7 @@ def run_confirm(
     from search.run import _builtin_dataset
 
     run = RunDir(Path(run_dir).resolve())
-    if not run.spec_path.exists():
-        raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
-    if not run.info().builtin_trainable:
-        raise InputError(
-            f"{run.path}: confirm re-trains with the built-in trainable; "
-            "this run used its own (its epochs and seeds are not sslsearch's to set)"
-        )
-    spec = run.spec()
-    if spec.study.scheduler is not None and spec.study.scheduler.name == "pbt":
-        raise InputError(
-            f"{run.path}: confirm re-trains fixed configurations; under PBT a trial's "
-            "configuration changed as it ran"
-        )
+    spec = _confirmable(run)
     plan = _plan(run, spec, top=top, controls=controls, epochs=epochs, seeds=seeds, sets=sets)
     long = _long_spec(run, plan)
     metric, direction = spec.study.objectives[0].metric, spec.study.objectives[0].direction
