@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from analysis.confirm import ConfirmPlan, LongRun, load_plan, long_runs
 from analysis.holds import Confirmation, judge
-from analysis.rundir import RunDir
+from analysis.rundir import RunDir, write_text_atomic
 from analysis.tables import column, param_type, write_atomic
 
 __all__ = [
@@ -228,12 +228,6 @@ def csv_table(header: list, rows: list) -> str:
     return out.getvalue()
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_confirm_tables(run_dir: str | Path) -> list[Path]:
     """(Re)write ``confirm.parquet`` and ``ablation.md/.tex/.csv`` (nothing before confirm)."""
     run = RunDir(run_dir)
@@ -258,6 +252,6 @@ def write_confirm_tables(run_dir: str | Path) -> list[Path]:
         ("csv", csv_table(header, rows)),
     ):
         path = run.ablation_path(suffix)
-        _write_text(path, text)
+        write_text_atomic(path, text)
         written.append(path)
     return written

@@ -40,7 +40,7 @@ from analysis.figures import (
 from analysis.holds import holds_sentences
 from analysis.importance import Importance
 from analysis.outcome import Outcome, digest
-from analysis.rundir import RunDir
+from analysis.rundir import RunDir, write_text_atomic
 from analysis.tables import write_tables
 from spaces.compile import nest
 
@@ -145,13 +145,9 @@ def write_report(run_dir: str | Path, *, top: int = 10) -> Path:
     out = _Report(run.figures_dir)
     for section in _SECTIONS:
         section(out, outcome, top)
-    path = run.report_path
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(
-        _page(outcome.spec.study.name, "\n".join(out.parts), out.count), encoding="utf-8"
-    )
-    tmp.replace(path)
-    return path
+    page = _page(outcome.spec.study.name, "\n".join(out.parts), out.count)
+    write_text_atomic(run.report_path, page)
+    return run.report_path
 
 
 def _summary(out: _Report, o: Outcome, top: int) -> None:

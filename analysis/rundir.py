@@ -66,6 +66,7 @@ __all__ = [
     "open_storage",
     "resolve_storage_url",
     "side_study_name",
+    "write_text_atomic",
 ]
 
 SPEC_FILE = "spec.yaml"
@@ -132,12 +133,16 @@ class RunInfo:
         trainable: ``module:function`` of a user's trainable, when importable by name.
         experiments: the Tune experiments, one per session (``tune``, ``tune.1``, ...).
         storage_path: where they are, when not in the run directory (``--storage-path``).
+        started: the run's start-up (its study, the baselines) was finished and its
+            first trial could start; False while it is set up, so that a resume after
+            a kill then finishes it.
     """
 
     builtin_trainable: bool = True
     trainable: str | None = None
     experiments: tuple[str, ...] = (TUNE_DIR,)
     storage_path: str | None = None
+    started: bool = True  # a run.json of an older version was written once set up
 
     def next_experiment(self) -> str:
         """The name of the next session's Tune experiment (``tune.N``)."""
@@ -145,6 +150,22 @@ class RunInfo:
 
     def with_experiment(self, name: str) -> RunInfo:
         return replace(self, experiments=(*self.experiments, name))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a kill mid-write leaves the old
+    file (or none), never half of the new one.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "run.json"
+        >>> write_text_atomic(path, "{}")
+        >>> path.read_text(), [p.name for p in path.parent.iterdir()]
+        ('{}', ['run.json'])
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def side_study_name(study_name: str, kind: str) -> str:
@@ -285,11 +306,12 @@ class RunDir:
             trainable=raw.get("trainable"),
             experiments=tuple(raw.get("experiments", (TUNE_DIR,))),
             storage_path=raw.get("storage_path"),
+            started=bool(raw.get("started", True)),
         )
 
     def write_info(self, info: RunInfo) -> None:
         data = {**asdict(info), "experiments": list(info.experiments)}
-        (self.path / RUN_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+        write_text_atomic(self.path / RUN_FILE, json.dumps(data, indent=2))
 
     def experiments_root(self) -> str:
         """The directory (or URI) that holds the run's Tune experiments.
@@ -304,12 +326,13 @@ class RunDir:
     def write_spec(self, spec: SearchSpec) -> None:
         """Write the resolved spec (what ``resume`` and the analyses read back)."""
         text = f"# resolved from {spec.source}\n" + yaml.safe_dump(spec.to_dict(), sort_keys=False)
-        self.spec_path.write_text(text, encoding="utf-8")
+        write_text_atomic(self.spec_path, text)
 
     def archive_spec(self) -> Path:
-        """Move ``spec.yaml`` aside (``spec.N.yaml``) before a resume writes an edited one."""
+        """Copy ``spec.yaml`` aside (``spec.N.yaml``) before a resume writes an edited one
+        over it (never moved: a kill in between would leave no spec)."""
         target = self.path / f"spec.{len(self.info().experiments) - 1}.yaml"
-        self.spec_path.replace(target)
+        write_text_atomic(target, self.spec_path.read_text(encoding="utf-8"))
         return target
 
     def spec(self, *, check_trainables: bool = False) -> SearchSpec:
@@ -394,7 +417,7 @@ class RunDir:
         return {k: v for k, v in found.items() if isinstance(v, dict)}
 
     def write_baselines(self, baselines: dict[str, dict[str, float]]) -> None:
-        (self.path / BASELINE_FILE).write_text(json.dumps(baselines, indent=2), encoding="utf-8")
+        write_text_atomic(self.path / BASELINE_FILE, json.dumps(baselines, indent=2))
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """The probe metrics the run's trials report: direction, labels, headline, probe.
@@ -421,7 +444,7 @@ class RunDir:
             return None
 
     def write_metrics(self, metrics: dict[str, dict[str, Any]]) -> None:
-        (self.path / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        write_text_atomic(self.path / METRICS_FILE, json.dumps(metrics, indent=2))
 
     def result_files(self) -> list[str]:
         """Every trial's ``result.json`` of every Tune experiment of the run, in session order."""

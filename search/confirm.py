@@ -40,7 +40,7 @@ from analysis.confirm import (
     load_plan,
 )
 from analysis.results import result_rows
-from analysis.rundir import CONFIRM_DIR, Attr, RunDir
+from analysis.rundir import CONFIRM_DIR, Attr, RunDir, write_text_atomic
 from search.errors import RunInterrupted
 from search.noise import SideRecorder
 from spaces import SearchSpec, load_spec
@@ -58,9 +58,7 @@ _CASE = "confirm_case"  # the Tune config key holding one long run's case
 
 
 def _write_plan(run: RunDir, plan: ConfirmPlan) -> None:
-    tmp = run.confirm_plan_path.with_suffix(".json.tmp")
-    tmp.write_text(plan.to_json(), encoding="utf-8")
-    tmp.replace(run.confirm_plan_path)
+    write_text_atomic(run.confirm_plan_path, plan.to_json())
 
 
 def _long_spec(run: RunDir, plan: ConfirmPlan) -> SearchSpec:

@@ -165,25 +165,17 @@ def run_search(
     init_ray(address, num_cpus=num_cpus)
     check_resources(spec)  # before anything is written: Tune would wait forever
     run.path.mkdir(parents=True, exist_ok=True)
-    run.write_spec(spec)  # the storage as written: resolved against the run dir when opened
-    storage = resolve_storage_url(spec.study.storage, run.path)
     info = RunInfo(
         builtin_trainable=trainable is None,
         trainable=None if trainable is None else _trainable_ref(trainable),
         storage_path=f"{storage_path.rstrip('/')}/{run.path.name}" if storage_path else None,
+        started=False,
     )
-    run.write_info(info)
+    run.write_info(info)  # first: a directory with run.json alone holds no run yet
+    run.write_spec(spec)  # the storage as written: resolved against the run dir when opened
+    storage = resolve_storage_url(spec.study.storage, run.path)
     bridge = build_bridge(spec, storage, info.experiments[0])
-    for point in spec.study.enqueue:  # configurations to run first (e.g. the paper's defaults)
-        bridge.study.enqueue_trial(dict(point), skip_if_exists=True)
-    bridge.study  # noqa: B018 - create the study before any trial starts
-    if trainable is None:
-        from trainables.catalogue import live
-        from trainables.loop import baseline_metrics
-
-        run.write_metrics(live().metrics())
-        logger.info("measuring the baselines: the random-init encoder and the raw pixels ...")
-        run.write_baselines(baseline_metrics(base, dataset))
+    _start(spec, run, bridge, info, base=base, dataset=dataset)
     return _session(
         spec,
         run,
@@ -194,6 +186,28 @@ def run_search(
         verbose=verbose,
         reuse_actors=reuse_actors,
     )
+
+
+def _start(
+    spec: SearchSpec, run: RunDir, bridge: Any, info: RunInfo, *, base: Any, dataset: Any
+) -> RunInfo:
+    """What a run sets up before its first trial: the study, its enqueued
+    configurations and, for the built-in trainable, the metrics and baselines;
+    then ``run.json`` says so. Each step may be done again, so a resume after a
+    kill here finishes it."""
+    for point in spec.study.enqueue:  # configurations to run first (e.g. the paper's defaults)
+        bridge.study.enqueue_trial(dict(point), skip_if_exists=True)
+    bridge.study  # noqa: B018 - create the study before any trial starts
+    if info.builtin_trainable:
+        from trainables.catalogue import live
+        from trainables.loop import baseline_metrics
+
+        run.write_metrics(live().metrics())
+        logger.info("measuring the baselines: the random-init encoder and the raw pixels ...")
+        run.write_baselines(baseline_metrics(base, dataset))
+    info = dataclasses.replace(info, started=True)
+    run.write_info(info)
+    return info
 
 
 def _resumed_spec(run: RunDir, old: SearchSpec, spec: SearchSpec | None) -> SearchSpec:
@@ -258,7 +272,9 @@ def resume_search(
     info = run.info()
     old = run.spec(check_trainables=True)
     spec = _resumed_spec(run, old, spec)
-    run.open_study()  # missing, or not this spec's: refused before anything is written
+    new_session = info.started  # else a kill cut the start-up short: no trial has run
+    if new_session:
+        run.open_study()  # missing, or not this spec's: refused before anything is written
     if trainable is None and not info.builtin_trainable:
         if not info.trainable:
             raise InputError(
@@ -266,9 +282,13 @@ def resume_search(
                 "pass it again (resume_search(..., trainable=...) or --trainable module:function)"
             )
         trainable = load_trainable(info.trainable)
-    dataset = _builtin_dataset(spec)[1] if trainable is None else None
-    experiment = info.next_experiment()
-    bridge = build_bridge(spec, run.study_ref()[0], experiment, session=len(info.experiments))
+    base, dataset = _builtin_dataset(spec) if trainable is None else (None, None)
+    experiment = info.next_experiment() if new_session else info.experiments[-1]
+    session = len(info.experiments) if new_session else 0
+    bridge = build_bridge(spec, run.study_ref()[0], experiment, session=session)
+    if not new_session:
+        logger.info("%s stopped before its first trial: finishing its start-up", run.path)
+        info = _start(spec, run, bridge, info, base=base, dataset=dataset)
     recovery = recover_study(
         bridge.study,
         run=run,
@@ -281,6 +301,23 @@ def resume_search(
     if spec is not old:
         run.archive_spec()
         run.write_spec(spec)
+    _log_resume(run, spec, recovery, done=done, remaining=remaining)
+    if remaining and new_session:
+        run.write_info(info.with_experiment(experiment))
+    return _session(
+        spec,
+        run,
+        bridge,
+        trainable,
+        dataset,
+        trials=remaining,
+        verbose=verbose,
+        address=address,
+        num_cpus=num_cpus,
+    )
+
+
+def _log_resume(run: RunDir, spec: SearchSpec, recovery: Any, *, done: int, remaining: int) -> None:
     logger.info(
         "resuming %s: %d/%d trials finished (%d completed and %d pruned while the run stopped);"
         " %d interrupted trial(s) re-run%s%s; %d trial(s) to go",
@@ -299,19 +336,6 @@ def resume_search(
         if recovery.unsampled
         else "",
         remaining,
-    )
-    if remaining:
-        run.write_info(info.with_experiment(experiment))
-    return _session(
-        spec,
-        run,
-        bridge,
-        trainable,
-        dataset,
-        trials=remaining,
-        verbose=verbose,
-        address=address,
-        num_cpus=num_cpus,
     )
 
 

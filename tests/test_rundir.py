@@ -108,6 +108,11 @@ def test_run_info_round_trips_and_names_the_next_experiment(tmp_path):
     again = run.info()
     assert again.experiments == ("tune", "tune.1") and again.next_experiment() == "tune.2"
     assert run.experiments_root() == "s3://b/run" and again.trainable == "m:f"
+    run.write_info(RunInfo(started=False))
+    assert not run.info().started and not run.holds_run()  # run.json alone: no run yet
+    (tmp_path / "run.json").write_text('{"builtin_trainable": true, "experiments": ["tune"]}')
+    assert run.info().started  # written by a version that wrote it once set up
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left
 
 
 def test_storage_urls_are_resolved_against_the_run_directory(tmp_path):
