@@ -246,7 +246,9 @@ def resume_search(
     trials are settled by :func:`search.recover.recover_study` (re-run from
     their last checkpoint, or from scratch); then as many new trials run as
     the budget still allows, in a new Tune experiment ``tune.N`` of the run
-    directory, with the sampler continuing from the study's history.
+    directory, with the sampler continuing from the study's history. A run
+    killed before its first trial (``run.json``: not ``started``) has its
+    start-up finished first (the study, the baselines) and runs in ``tune``.
 
     Args:
         out: the run directory of :func:`run_search`.
