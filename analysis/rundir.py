@@ -335,6 +335,11 @@ class RunDir:
         write_text_atomic(target, self.spec_path.read_text(encoding="utf-8"))
         return target
 
+    def require_run(self) -> None:
+        """Raise :class:`InputError` unless a run was started here (its ``spec.yaml``)."""
+        if not self.spec_path.exists():
+            raise InputError(f"{self.path} holds no run ({self.spec_path.name} is missing)")
+
     def spec(self, *, check_trainables: bool = False) -> SearchSpec:
         """The resolved spec, parsed again.
 

@@ -331,8 +331,7 @@ def _fit(
 
 def _confirmable(run: RunDir) -> SearchSpec:
     """The search's spec, if confirm can re-train its configurations; else InputError."""
-    if not run.spec_path.exists():
-        raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
+    run.require_run()
     if not run.info().builtin_trainable:
         raise InputError(
             f"{run.path}: confirm re-trains with the built-in trainable; "

@@ -269,8 +269,7 @@ def resume_search(
     from search.recover import finished_count, recover_study
 
     run = RunDir(Path(out).resolve())
-    if not run.spec_path.exists():
-        raise InputError(f"{run.path} holds no run ({run.spec_path.name} is missing)")
+    run.require_run()
     info = run.info()
     old = run.spec(check_trainables=True)
     spec = _resumed_spec(run, old, spec)
