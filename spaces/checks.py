@@ -4,8 +4,9 @@
 :class:`~spaces.model.SearchSpec`: each check adds located problems, and the
 spec is refused with all of them at once. With the built-in trainable, the
 space is compiled at every parameter's ends and each resulting trial config
-is validated exactly as a trial would (:func:`trainables.validate.parse_trial_config`),
-against the torch-free snapshot of the registries (:mod:`trainables.catalogue`).
+is validated exactly as a trial would, every problem of it at once
+(:func:`trainables.validate.config_problems`), against the torch-free snapshot
+of the registries (:mod:`trainables.catalogue`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from spaces.study import (
 )
 from trainables._registry import UnknownNameError, check_value
 from trainables.catalogue import LOOP_METRICS, shipped
-from trainables.config import ConfigError, num_masked
+from trainables.config import num_masked
 from trainables.errors import shown
-from trainables.validate import parse_trial_config, token_count
+from trainables.validate import config_problems, token_count
 
 __all__ = ["check_conditions", "check_spec", "pbt_mutated"]
 
@@ -251,9 +252,10 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
     catalogue = shipped()  # the registries' facts, without importing torch
     configs, seen = [], set()
     for config in representative_configs(spec):
-        try:
-            configs.append(parse_trial_config(config, catalogue=catalogue))
-        except ConfigError as err:
+        cfg, found = config_problems(config, catalogue=catalogue)
+        if cfg is not None and not found:
+            configs.append(cfg)
+        for err in found:
             if (err.path, err.message) in seen:
                 continue
             seen.add((err.path, err.message))

@@ -192,3 +192,23 @@ def test_listed_ratios_that_make_one_mask_are_noted(tmp_path):
     assert _ratio_notes(tmp_path, values, **{**grid, "budget": {"trials": 3}}) == ()
     choices = {"type": "categorical", "choices": [0.3, 0.31]}  # a choice between one mask
     assert "0.3, 0.31 mask 5 tokens" in _ratio_notes(tmp_path, choices)[0]
+
+
+def test_every_problem_of_a_trial_config_is_reported_at_once(tmp_path):
+    from spaces import load_spec
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "data: {name: digits, val_fraction: 1.5}\n"
+        "probe: {names: [knn], every: 0}\n"
+        "params:\n"
+        "  optim/batch_size: {type: categorical, choices: [0, 32]}\n"
+        "  optim/lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert info.value.lines() == [
+        f"{path}:1 data/val_fraction: expected a share in (0, 1), got 1.5",
+        f"{path}:2 probe/every: expected >= 1, got 0",
+        f"{path}:4 params/optim/batch_size: expected >= 2",
+    ]

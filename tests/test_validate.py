@@ -101,3 +101,51 @@ def test_patch_geometry_is_checked_where_the_source_says_its_images():
     parse_trial_config(
         {"data": {"name": "npz", "options": {"path": __file__}}, "model": {"patch_size": 3}}
     )
+
+
+def test_config_problems_finds_every_section_s_problem_at_once():
+    from trainables.validate import config_problems
+
+    bad = {
+        "data": {"name": "digitz"},
+        "aug": {"hflipp": {}},
+        "loss": {"mae": {"norm_pixx": True}},
+        "probe": {"names": ["knn", "rankmee"], "every": 0},
+        "optim": {"lr": -1.0},
+    }
+    cfg, found = config_problems(bad)
+    assert cfg is not None and cfg.optim.lr == -1.0
+    assert [e.path for e in found] == [
+        "data/name",
+        "aug/hflipp",
+        "loss/mae/norm_pixx",
+        "probe/names[1]",
+        "optim/lr",
+    ]
+    assert "did you mean 'digits'" in found[0].message
+    # what a trial raises: the first of them
+    with pytest.raises(ConfigError) as info:
+        parse_trial_config(bad)
+    assert (info.value.path, info.value.message) == (found[0].path, found[0].message)
+    # a sound config: no problems
+    cfg, found = config_problems({"mask": {"ratio": 0.5}})
+    assert found == [] and cfg.mask.ratio == 0.5
+    # keys or types wrong: the parser's one problem, no config
+    cfg, found = config_problems({"optim": {"lrr": 1.0}})
+    assert cfg is None and [e.path for e in found] == ["optim/lrr"]
+
+
+def test_checks_across_sections_wait_for_the_sections_they_read():
+    from trainables.validate import config_problems
+
+    # a CNN under a masking objective is refused, next to an unrelated probe problem
+    cnn = {"model": {"name": "resnet_small"}, "probe": {"every": 0}}
+    assert [e.path for e in config_problems(cnn)[1]] == ["probe/every", "model/name"]
+    # with the objective's name wrong, whether the encoder fits it is not asked
+    cnn["loss"] = {"name": "maee"}
+    assert [e.path for e in config_problems(cnn)[1]] == ["loss/name", "probe/every"]
+    # the patches against the images: only with a patch size that is a size
+    tiles = {"model": {"patch_size": 3}, "data": {"val_fraction": 0.5}}
+    assert [e.path for e in config_problems(tiles)[1]] == ["model/patch_size"]
+    tiles["data"]["val_fraction"] = 2.0
+    assert [e.path for e in config_problems(tiles)[1]] == ["data/val_fraction"]

@@ -28,6 +28,7 @@ from trainables.errors import shown
 __all__ = [
     "attention_refusal",
     "check_options",
+    "config_problems",
     "parse_trial_config",
     "token_count",
     "validate",
@@ -49,6 +50,31 @@ def parse_trial_config(
     cfg = TrialConfig.from_dict(config)
     validate(cfg, catalogue=catalogue)
     return cfg
+
+
+def config_problems(
+    config: Mapping[str, Any], *, catalogue: Catalogue | None = None
+) -> tuple[TrialConfig | None, list[ConfigError]]:
+    """Parse a nested trial config and find every problem :func:`parse_trial_config`
+    would raise one at a time (``spaces check`` shows them all at once).
+
+    Each section (data, model, mask, aug, loss, probes, ranges) is checked on its own;
+    the checks that combine sections (the encoder against the objective, the patches
+    against the images) run once those are sound.
+
+    Returns:
+        The parsed config (None when its keys or types are wrong) and the problems.
+
+    Example:
+        >>> _, found = config_problems({"data": {"val_fraction": 2}, "probe": {"every": 0}})
+        >>> [err.path for err in found]
+        ['data/val_fraction', 'probe/every']
+    """
+    try:
+        cfg = TrialConfig.from_dict(config)
+    except ConfigError as err:
+        return None, [err]
+    return cfg, _problems(cfg, catalogue or live())
 
 
 def check_options(catalogue: Catalogue, kind: str, name: str, given: Any, path: str) -> None:
@@ -82,8 +108,43 @@ def _entry(catalogue: Catalogue, kind: str, name: str, path: str) -> Any:
 
 
 def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
-    """Check registry names and option keys of ``cfg``; raise :class:`ConfigError`."""
-    cat = catalogue or live()
+    """Check registry names and option keys of ``cfg``; raise the first :class:`ConfigError`."""
+    found = _problems(cfg, catalogue or live())
+    if found:
+        raise found[0]
+
+
+def _problems(cfg: TrialConfig, cat: Catalogue) -> list[ConfigError]:
+    found: list[ConfigError] = []
+    sections = {
+        "data": _check_data,
+        "model": _check_model,
+        "mask": _check_mask,
+        "aug": _check_aug,
+        "loss": _check_loss,
+        "probe": _check_probes,
+        "ranges": lambda c, _: _check_ranges(c),
+    }
+    sound = {name: _collect(found, check, cfg, cat) for name, check in sections.items()}
+    # these read several sections: only once those are sound
+    if sound["model"] and sound["mask"] and sound["loss"]:
+        _collect(found, _check_encoder_fits, cfg, cat)
+    if sound["data"] and sound["model"] and sound["loss"] and sound["ranges"]:
+        _collect(found, _check_geometry, cfg, cat)  # a patch size is >= 1 here
+    return found
+
+
+def _collect(found: list[ConfigError], check: Any, cfg: TrialConfig, cat: Catalogue) -> bool:
+    """Run one check; its problem joins ``found``. True when it found none."""
+    try:
+        check(cfg, cat)
+    except ConfigError as err:
+        found.append(err)
+        return False
+    return True
+
+
+def _check_data(cfg: TrialConfig, cat: Catalogue) -> None:
     _entry(cat, "data", cfg.data.name, "data/name")
     check_options(cat, "data", cfg.data.name, cfg.data.options, "data/options")
     path = cfg.data.options.get("path")
@@ -93,6 +154,9 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
         raise ConfigError(
             "data/val_fraction", f"expected a share in (0, 1), got {cfg.data.val_fraction}"
         )
+
+
+def _check_model(cfg: TrialConfig, cat: Catalogue) -> None:
     if cfg.model.name not in cat.names("encoder"):
         from trainables.encoders import check_timm_name  # a timm model: ask timm
 
@@ -111,13 +175,6 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
                     f"model/{key}",
                     f"'{cfg.model.name}' takes no {key}; the sizes apply to ViTs only",
                 )
-    _check_mask(cfg, cat)
-    _check_aug(cfg, cat)
-    _check_loss(cfg, cat)
-    _check_encoder_fits(cfg, cat)
-    _check_probes(cfg, cat)
-    _check_ranges(cfg)
-    _check_geometry(cfg, cat)  # after the ranges: a patch size is >= 1 here
 
 
 def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
