@@ -2,9 +2,10 @@
 
 sslsearch run [SPACE.yaml] [--out RUN_DIR] [--trials N] [--epochs E]
               [--concurrency C] [--address RAY_ADDRESS] [--set key.path=value ...]
+sslsearch resume RUN_DIR [SPACE.yaml] [--set ...]
 sslsearch confirm RUN_DIR [--top K] [--controls M] [--epochs E] [--seeds S] [--set ...]
 sslsearch report RUN_DIR
-sslsearch spaces list | check FILE... | show FILE
+sslsearch spaces list | check FILE... | show FILE  [--set ...]
 """
 
 from __future__ import annotations
@@ -143,11 +144,12 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         return 0
     if not args.files:
         raise InputError(f"spaces {args.action}: give at least one FILE")
+    sets = _parse_sets(args.set or [])
     if args.action == "check":
         failed = 0
         for file in args.files:
             try:
-                spec = load_spec(_space_path(file))
+                spec = load_spec(_space_path(file), overrides=sets)
                 print(f"{file}: ok" + (f" ({len(spec.notes)} note(s))" if spec.notes else ""))
                 for note in spec.notes:
                     print(f"note: {note}")
@@ -157,7 +159,7 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
                     print(line)
         return 1 if failed else 0
     for file in args.files:
-        spec = load_spec(_space_path(file))
+        spec = load_spec(_space_path(file), overrides=sets)
         print(_show(spec))
         for note in spec.notes:
             print(f"note: {note}")
@@ -249,6 +251,9 @@ def _parser() -> argparse.ArgumentParser:
     spaces = sub.add_parser("spaces", help="list, check or show search spaces")
     spaces.add_argument("action", choices=["list", "check", "show"])
     spaces.add_argument("files", nargs="*")
+    spaces.add_argument(
+        "--set", action="append", metavar="KEY.PATH=VALUE", help="as run's: check with it"
+    )
     spaces.set_defaults(func=_cmd_spaces)
     return parser
 

@@ -17,7 +17,14 @@ import yaml
 
 from spaces.errors import SpecError
 
-__all__ = ["apply_overrides", "load_file", "load_with_lines", "read_text", "shipped_spaces"]
+__all__ = [
+    "apply_overrides",
+    "load_file",
+    "load_with_lines",
+    "override_lines",
+    "read_text",
+    "shipped_spaces",
+]
 
 Lines = dict[tuple[str, ...], Any]
 
@@ -201,6 +208,23 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
             node = node[k]
         node[keys[-1]] = value
     return data
+
+
+def override_lines(lines: Lines, overrides: Mapping[str, Any], source: str) -> Lines:
+    """The lines with each overridden key (and every key below it) located at the
+    ``--set`` that gave its value, not at the file's line that it replaced.
+
+    Example:
+        >>> override_lines({("data",): 3, ("data", "seed"): 5}, {"data.seed": 1}, "s.yaml")
+        {('data',): 3, ('data', 'seed'): ('s.yaml (--set)', 0)}
+    """
+    out = dict(lines)
+    for dotted in overrides:
+        path = tuple(dotted.split("."))
+        for key in [k for k in out if k[: len(path)] == path]:
+            del out[key]
+        out[path] = (f"{source} (--set)", 0)
+    return out
 
 
 def shipped_spaces() -> dict[str, Path]:

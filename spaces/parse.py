@@ -18,7 +18,7 @@ from typing import Any
 
 from spaces.checks import check_conditions, check_spec
 from spaces.errors import Problems, SpecError
-from spaces.load import apply_overrides, load_file
+from spaces.load import apply_overrides, load_file, override_lines
 from spaces.model import (
     KINDS,
     Budget,
@@ -427,4 +427,5 @@ def load_spec(
     data, lines = load_file(Path(path), source)
     if overrides:
         data = apply_overrides(data, overrides)
+        lines = override_lines(lines, overrides, source)
     return parse_spec(data, source=source, lines=lines, builtin_trainable=builtin_trainable)

@@ -177,6 +177,27 @@ def test_overrides_are_merged_before_validation(tmp_path):
     assert spec.study.pruner.name == "none"
 
 
+def test_a_problem_in_an_override_is_located_at_the_set_not_the_file(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        budget: {trials: 5, epochs: 3}
+        data: {name: digits, val_fraction: 0.25}
+        probe:
+          names: [knn]
+        optim: {batch_size: 1}
+        """,
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(path, overrides={"data.val_fraction": 3, "probe.names": ["knn", "rankmee"]})
+    assert info.value.lines() == [
+        f"{path}:5 optim/batch_size: expected >= 2",  # the file's own, at its line
+        f"{path} (--set) data/val_fraction: expected a share in (0, 1), got 3.0",
+        f"{path} (--set) probe/names[1]: unknown probe 'rankmee' (did you mean 'rankme'?); "
+        "valid: align_uniform, alpha_req, knn, lidar, linear, rankme",
+    ]
+
+
 def test_unknown_pruner_is_reported(tmp_path):
     path = write(tmp_path, "study:\n  pruner: {name: medain}\n")
     (line,) = problems(path)
