@@ -211,19 +211,20 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
 
 
 def override_lines(lines: Lines, overrides: Mapping[str, Any], source: str) -> Lines:
-    """The lines with each overridden key (and every key below it) located at the
-    ``--set`` that gave its value, not at the file's line that it replaced.
+    """The lines with each overridden key (and every key below it) located at
+    ``<source> (override)`` (a ``--set``, or ``run``'s ``--trials`` ...), not at the
+    file's line whose value it replaced.
 
     Example:
         >>> override_lines({("data",): 3, ("data", "seed"): 5}, {"data.seed": 1}, "s.yaml")
-        {('data',): 3, ('data', 'seed'): ('s.yaml (--set)', 0)}
+        {('data',): 3, ('data', 'seed'): ('s.yaml (override)', 0)}
     """
     out = dict(lines)
     for dotted in overrides:
         path = tuple(dotted.split("."))
         for key in [k for k in out if k[: len(path)] == path]:
             del out[key]
-        out[path] = (f"{source} (--set)", 0)
+        out[path] = (f"{source} (override)", 0)
     return out
 
 

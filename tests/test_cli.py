@@ -81,7 +81,7 @@ def test_spaces_check_and_show_take_the_overrides_run_takes(tmp_path):
     proc = sslsearch("spaces", "check", "default", "--set", "probe.every=0", cwd=tmp_path)
     assert proc.returncode == 1
     [line] = proc.stdout.splitlines()
-    assert line.endswith("default.yaml (--set) probe/every: expected >= 1, got 0")
+    assert line.endswith("default.yaml (override) probe/every: expected >= 1, got 0")
     proc = sslsearch("spaces", "show", "default", "--set", "budget.trials=7", cwd=tmp_path)
     assert proc.returncode == 0
     assert "budget:    7 trials x 30 epochs" in proc.stdout

@@ -192,8 +192,8 @@ def test_a_problem_in_an_override_is_located_at_the_set_not_the_file(tmp_path):
         load_spec(path, overrides={"data.val_fraction": 3, "probe.names": ["knn", "rankmee"]})
     assert info.value.lines() == [
         f"{path}:5 optim/batch_size: expected >= 2",  # the file's own, at its line
-        f"{path} (--set) data/val_fraction: expected a share in (0, 1), got 3.0",
-        f"{path} (--set) probe/names[1]: unknown probe 'rankmee' (did you mean 'rankme'?); "
+        f"{path} (override) data/val_fraction: expected a share in (0, 1), got 3.0",
+        f"{path} (override) probe/names[1]: unknown probe 'rankmee' (did you mean 'rankme'?); "
         "valid: align_uniform, alpha_req, knn, lidar, linear, rankme",
     ]
 
