@@ -116,6 +116,16 @@ class Confirmation:
         sign = 1.0 if self.direction == "maximize" else -1.0
         return max(self.configs, key=lambda c: sign * c.mean)
 
+    @property
+    def tied_with_best(self) -> tuple[ConfigResult, ...] | None:
+        """The other configurations that the long-run best's seeds cannot tell from it
+        (Welch, 5 %), in short-run order; None when any has fewer than two seeds."""
+        best = self.long_best
+        ties = [_tied(c, best) for c in self.configs if c is not best]
+        if any(t is None for t in ties):
+            return None
+        return tuple(c for c in self.configs if c is not best and _tied(c, best))
+
 
 def holds_sentences(c: Confirmation, *, points: bool = False) -> list[str]:
     """The answer to "does it hold?" in words; ``points``: show differences x 100 too
@@ -162,6 +172,16 @@ def holds_sentences(c: Confirmation, *, points: bool = False) -> list[str]:
             else "They are tied: the difference is within what the seeds vary (Welch, 5 %)."
             if c.tied
             else "The long-run best is better beyond the seeds' noise (Welch, 5 %)."
+        )
+    ties = c.tied_with_best
+    if ties and not math.isnan(c.spearman):
+        ranks = ("short ranks " if len(ties) > 1 else "short rank ") + ", ".join(
+            str(t.candidate.rank) for t in ties
+        )
+        out.append(
+            f"At full length {len(ties)} other configuration(s) of {n} ({ranks}) "
+            f"are tied with the long-run best (Welch, 5 %): the order among these "
+            f"{len(ties) + 1} is the seeds', and so is that part of the rank agreement."
         )
     return out
 

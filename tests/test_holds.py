@@ -67,6 +67,41 @@ def test_rank_agreement_regret_and_ties_against_scipy():
     assert judge(plan, runs, metric="knn_top1", direction="maximize", metrics=METRICS).tied
 
 
+def test_the_configurations_tied_with_the_long_run_best_are_named():
+    from scipy.stats import ttest_ind
+
+    shorts = [0.9, 0.8, 0.7, 0.6, 0.5]
+    longs = [
+        [0.80, 0.70, 0.90],
+        [0.86, 0.76, 0.96],  # the long-run best, spread wide
+        [0.70, 0.71, 0.69],
+        [0.72, 0.71, 0.73],
+        [0.50, 0.52, 0.51],
+    ]
+    plan, runs, _ = _plan_and_runs(shorts, longs)
+    c = judge(plan, runs, metric="knn_top1", direction="maximize", metrics=METRICS)
+    expected = [
+        i + 1 for i in (0, 2, 3, 4) if ttest_ind(longs[i], longs[1], equal_var=False).pvalue >= 0.05
+    ]
+    assert expected == [1, 3, 4]  # the last control is apart even from a wide best
+    assert [t.candidate.rank for t in c.tied_with_best] == expected
+    assert holds_sentences(c)[-1] == (
+        "At full length 3 other configuration(s) of 5 (short ranks 1, 3, 4) are tied with the "
+        "long-run best (Welch, 5 %): the order among these 4 is the seeds', and so is that "
+        "part of the rank agreement."
+    )
+    # seeds far tighter than the differences: none tied, nothing said
+    plan, runs, _ = _plan_and_runs(shorts, [[v, v + 0.001, v - 0.001] for v in (8, 9, 7, 6, 5)])
+    c = judge(plan, runs, metric="knn_top1", direction="maximize", metrics=METRICS)
+    assert c.tied_with_best == () and "tied with the long-run best" not in " ".join(
+        holds_sentences(c)
+    )
+    # one seed each: a tie cannot be tested
+    plan, runs, _ = _plan_and_runs(shorts, [[v] for v in (8, 9, 7, 6, 5)])
+    c = judge(plan, runs, metric="knn_top1", direction="maximize", metrics=METRICS)
+    assert c.tied_with_best is None
+
+
 def test_minimised_objectives_and_a_winner_that_holds():
     plan, runs, _ = _plan_and_runs([3.0, 2.0, 1.0], [[0.1, 0.1], [0.2, 0.3], [0.5, 0.4]])
     # as a loss: the lowest short value ranks first in the plan, so re-rank it
