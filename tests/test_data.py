@@ -42,6 +42,15 @@ def test_shapes_labels_are_balanced_and_nuisances_vary():
     assert torch.equal(x, again)
 
 
+@pytest.mark.parametrize("size", [8, 9, 10])
+def test_shapes_are_drawn_at_the_smallest_sizes(size):
+    # 8 is the smallest size the limits allow: a radius of 0.38 x 8 left no room for the centre
+    x, y = shapes(count=200, image_size=size, seed=0)
+    assert x.shape == (200, 3, size, size) and torch.bincount(y).tolist() == [40] * 5
+    pixels = x.flatten(2)  # every image shows a shape on its background: two colours
+    assert all(len(torch.unique(p, dim=1).T) >= 2 for p in pixels)
+
+
 def test_shapes_nuisances_do_not_depend_on_the_label():
     x, y = shapes(count=1000, image_size=24, seed=0)
     background = x[:, :, 0, 0].float()  # corners are background

@@ -136,8 +136,8 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
         "count": "[10, 1000000]",  # enough to hold out a probe set; bounded memory
         "image_size": "[8, 512]",
         "classes": "[2, 5]",
-        "hue_spread": "[0, 1]",
-        "hue_range": "[0, 1]",
+        "hue_spread": "(0, 1]",
+        "hue_range": "(0, 1]",
         "seed": "[0, inf)",
         "label": ["shape", "colour"],
         "background_hue": ["same", "any"],
@@ -228,7 +228,8 @@ def shapes(
         shape_value, background_value = rng.uniform(0.1, 0.4), rng.uniform(0.65, 1.0)
         foreground = np.array(colorsys.hsv_to_rgb(hue, saturation, shape_value))
         background = np.array(colorsys.hsv_to_rgb(bg_hue, saturation, background_value))
-        r = rng.uniform(0.25, 0.38) * image_size
+        # at most (size - 2) / 2: the centre's range below is never empty (8 pixels: r <= 3)
+        r = min(rng.uniform(0.25, 0.38) * image_size, (image_size - 2) / 2)
         cx, cy = rng.uniform(r + 1, image_size - r - 1, size=2)
         angle = rng.uniform(0, 2 * np.pi)  # drawn either way: rotate changes only the turn
         mask = _shape_mask(kind, image_size, cx, cy, r, angle if rotate else 0.0)
