@@ -146,10 +146,13 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         raise InputError(f"spaces {args.action}: give at least one FILE")
     sets = _parse_sets(args.set or [])
     if args.action == "check":
+        from search.dataset import check_data
+
         failed = 0
         for file in args.files:
             try:
                 spec = load_spec(_space_path(file), overrides=sets)
+                check_data(spec)  # data given options: decoded as run would
                 print(f"{file}: ok" + (f" ({len(spec.notes)} note(s))" if spec.notes else ""))
                 for note in spec.notes:
                     print(f"note: {note}")

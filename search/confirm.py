@@ -378,7 +378,7 @@ def run_confirm(
         >>> run_confirm("runs/demo", top=2, controls=2, epochs=60)  # doctest: +SKIP
     """
     from analysis.report import write_report
-    from search.run import _builtin_dataset
+    from search.dataset import builtin_dataset
 
     run = RunDir(Path(run_dir).resolve())
     spec = _confirmable(run)
@@ -403,7 +403,7 @@ def run_confirm(
     if pending:
         from search.recover import RESUME_KEY
 
-        _base, dataset = _builtin_dataset(long)
+        _base, dataset = builtin_dataset(long)
         experiment = (
             CONFIRM_DIR if not plan.experiments else f"{CONFIRM_DIR}.{len(plan.experiments)}"
         )

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from analysis.rundir import RunDir, RunInfo, resolve_storage_url
+from search.dataset import builtin_dataset
 from search.errors import RunError, RunInterrupted
 from search.tuner import build_bridge, check_resources, fit, init_ray
 from spaces import SearchSpec, SpecError
-from spaces.compile import representative_configs
 from trainables.errors import InputError
 
 __all__ = [
@@ -93,23 +93,6 @@ def _trainable_ref(trainable: Any) -> str | None:
     return f"{module}:{name}"
 
 
-def _builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
-    """A first trial's config and its decoded dataset (a bad path fails here, early).
-
-    The first of the configs ``spaces check`` validates (every parameter at its
-    low end): the fixed settings alone are no trial when a parameter overrides them.
-    """
-    from trainables.config import ConfigError
-    from trainables.data import load_dataset
-    from trainables.validate import parse_trial_config
-
-    try:
-        base = parse_trial_config(next(representative_configs(spec)))
-        return base, load_dataset(base.data)
-    except ConfigError as err:
-        raise SpecError([(spec.source, 0, err.path, err.message)]) from None
-
-
 def run_search(
     spec: SearchSpec,
     *,
@@ -161,7 +144,7 @@ def run_search(
         raise InputError(f"{run.path} already holds a run; choose another --out")
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
-        base, dataset = _builtin_dataset(spec)
+        base, dataset = builtin_dataset(spec)
     init_ray(address, num_cpus=num_cpus)
     check_resources(spec)  # before anything is written: Tune would wait forever
     run.path.mkdir(parents=True, exist_ok=True)
@@ -283,7 +266,7 @@ def resume_search(
                 "pass it again (resume_search(..., trainable=...) or --trainable module:function)"
             )
         trainable = load_trainable(info.trainable)
-    base, dataset = _builtin_dataset(spec) if trainable is None else (None, None)
+    base, dataset = builtin_dataset(spec) if trainable is None else (None, None)
     experiment = info.next_experiment() if new_session else info.experiments[-1]
     session = len(info.experiments) if new_session else 0
     bridge = build_bridge(spec, run.study_ref()[0], experiment, session=session)

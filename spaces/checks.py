@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from typing import Any
 
 from spaces.compile import grid_search_space, grid_size, representative_configs
@@ -265,8 +264,7 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
             if param is not None:
                 problems.add(("params", param), err.message)
             else:
-                parts = tuple(re.findall(r"[^/\[\]]+", err.path))  # probe/names[1]: 3 keys
-                problems.add(parts, err.message, key=err.path)
+                problems.add_key(err.path, err.message)
     if problems.items:
         return
     _check_unused_options(configs, names, problems)

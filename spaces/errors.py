@@ -8,6 +8,7 @@ message writes its key by hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,6 +82,18 @@ class Problems:
     def add(self, path: Path, message: str, *, key: str | None = None) -> None:
         """Record ``message`` at ``path`` (``key`` overrides the derived key)."""
         self.items.append((*self.where(path), key_of(path) if key is None else key, message))
+
+    def add_key(self, key: str, message: str) -> None:
+        """Record ``message`` at a key written as a trial config names it
+        (``probe/names[1]``: located at ``probe``, ``names``, ``1``).
+
+        Example:
+            >>> problems = Problems("s.yaml", {("probe", "names"): 4})
+            >>> problems.add_key("probe/names[1]", "unknown probe")
+            >>> problems.items
+            [('s.yaml', 4, 'probe/names[1]', 'unknown probe')]
+        """
+        self.add(tuple(re.findall(r"[^/\[\]]+", key)), message, key=key)
 
     def note(self, path: Path, message: str) -> None:
         """Record advice at ``path``: the space runs, but perhaps not as meant."""

@@ -519,6 +519,8 @@ class SearchSpec:
         base: fixed trial settings, a nested mapping merged under the params.
         notes: located advice the checks gave (the space runs, perhaps not as
             meant): ``spaces check`` prints it, ``run`` logs it; not saved.
+        lines: key path -> its line in ``source`` (as :class:`~spaces.errors.Problems`
+            reads them), to locate what is found later (data that cannot be read).
     """
 
     source: str
@@ -528,6 +530,7 @@ class SearchSpec:
     params: tuple[Param, ...]
     base: Mapping[str, Any]
     notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    lines: Mapping[tuple[str, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def objective(self) -> Objective:

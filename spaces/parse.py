@@ -402,6 +402,7 @@ def parse_spec(
         budget=budget,
         params=tuple(params),
         base=base,
+        lines=problems.lines,
     )
     given_trials = (data.get("budget") or {}).get("trials")
     return check_spec(

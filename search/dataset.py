@@ -1,0 +1,67 @@
+"""The built-in trainable's dataset, decoded once in the driver before any trial.
+
+``run``, ``resume`` and ``confirm`` decode it before Ray starts, so that a bad
+path, an image folder without class folders or a file that does not decode is
+refused before anything runs; ``spaces check`` does the same for a space that
+gives its data source options (:func:`needs_decoding`), so that it refuses what
+``run`` would. Importing this module imports neither torch nor Ray; decoding imports
+torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spaces import SearchSpec, SpecError
+from spaces.compile import representative_configs
+from spaces.errors import Problems
+
+__all__ = ["builtin_dataset", "check_data", "needs_decoding"]
+
+
+def builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
+    """A first trial's config and its decoded dataset (a bad path fails here, early).
+
+    The first of the configs ``spaces check`` validates (every parameter at its
+    low end): the fixed settings alone are no trial when a parameter overrides them.
+
+    Raises:
+        SpecError: the data cannot be read, located at the space's data key.
+    """
+    from trainables.config import ConfigError
+    from trainables.data import load_dataset
+    from trainables.validate import parse_trial_config
+
+    try:
+        base = parse_trial_config(next(representative_configs(spec)))
+        return base, load_dataset(base.data)
+    except ConfigError as err:
+        problems = Problems(spec.source, spec.lines)
+        problems.add_key(err.path, err.message)
+        raise SpecError(problems.items) from None
+
+
+def needs_decoding(spec: SearchSpec) -> bool:
+    """Whether ``spaces check`` must decode the space's data to refuse what ``run``
+    would: when the space gives its source options (a path, a count ...). The
+    registry's limits check each option alone; the rules between them, and what is
+    wrong inside a file, only the source itself finds.
+
+    Example:
+        >>> from spaces import load_spec
+        >>> needs_decoding(load_spec("spaces/default.yaml"))  # digits, no options
+        False
+        >>> needs_decoding(load_spec("spaces/augmentation_strength.yaml"))  # shapes, a count
+        True
+    """
+    return bool(next(representative_configs(spec)).get("data", {}).get("options"))
+
+
+def check_data(spec: SearchSpec) -> None:
+    """Decode the space's data as ``run`` would, where :func:`needs_decoding`.
+
+    Raises:
+        SpecError: as :func:`builtin_dataset`.
+    """
+    if needs_decoding(spec):
+        builtin_dataset(spec)

@@ -1,0 +1,82 @@
+"""search.dataset: the data decoded before any trial; `spaces check` refusing what run would."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.dataset import builtin_dataset, check_data, needs_decoding
+from spaces import SpecError, load_spec
+
+
+def _space(tmp_path, data: str):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "budget: {trials: 2, epochs: 1}\n"
+        f"data: {data}\n"
+        "model: {name: vit_tiny_32}\n"
+        "params:\n"
+        "  mask/ratio: {type: float, low: 0.25, high: 0.75, step: 0.25}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "data", "expected"),
+    [
+        (lambda root: root.mkdir(), "image_folder", ":2 data/options/path: {root} has no"),
+        (
+            lambda root: (root / "a").mkdir(parents=True),
+            "image_folder",
+            ":2 data/options/path: {root}: the class folders hold no images",
+        ),
+        (  # a rule between two options, which the registry's limits cannot state
+            lambda root: None,
+            "shapes, options: {hue_range: 0.5, count: 10}",
+            ":2 data/options: shapes: hue_range must be in (0, 1], and 1 unless label is colour",
+        ),
+    ],
+)
+def test_data_that_cannot_be_read_is_refused_at_its_line(tmp_path, make, data, expected):
+    root = tmp_path / "images"
+    make(root)
+    if data == "image_folder":
+        data = f"{{name: image_folder, options: {{path: {root}}}}}"
+    path = _space(tmp_path, data if data.startswith("{") else f"{{name: {data}}}")
+    spec = load_spec(path)  # each option is within its limits
+    assert needs_decoding(spec)
+    with pytest.raises(SpecError) as info:
+        check_data(spec)
+    [line] = info.value.lines()
+    assert line.startswith(f"{path}" + expected.format(root=root)), line
+
+
+def test_a_data_problem_is_located_at_the_override_that_gave_the_key(tmp_path):
+    # an image folder given by --set: the path is the override's
+    path = _space(tmp_path, "{name: shapes, options: {count: 10}}")
+    (tmp_path / "images").mkdir()
+    spec = load_spec(
+        path,
+        overrides={"data.name": "image_folder", "data.options": {"path": str(tmp_path / "images")}},
+    )
+    with pytest.raises(SpecError) as info:
+        check_data(spec)
+    assert info.value.lines() == [
+        f"{path} (override) data/options/path: {tmp_path / 'images'} has no class sub-folders"
+    ]
+    # a source's rule between options names the options, not one of them: at their mapping
+    spec = load_spec(path, overrides={"data.options.hue_range": 0.5})
+    with pytest.raises(SpecError) as info:
+        check_data(spec)
+    assert info.value.lines()[0].startswith(f"{path}:2 data/options: shapes: hue_range must")
+
+
+def test_sound_data_is_decoded_once_and_data_without_options_not_at_all(tmp_path):
+    spec = load_spec(_space(tmp_path, "{name: shapes, options: {count: 10, image_size: 8}}"))
+    check_data(spec)  # no error
+    base, dataset = builtin_dataset(spec)
+    assert base.data.options == {"count": 10, "image_size": 8}
+    assert len(dataset.train_x) + len(dataset.val_x) == 10
+    assert not needs_decoding(load_spec(_space(tmp_path, "{name: digits}")))
+    (tmp_path / "none.yaml").write_text("budget: {trials: 2}\n", encoding="utf-8")
+    assert not needs_decoding(load_spec(tmp_path / "none.yaml"))  # no data section at all
