@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from search.run import _builtin_dataset
+from search.dataset import builtin_dataset
 from spaces import SpecError, parse_spec, shipped_spaces
 from spaces.compile import representative_configs
 from spaces.load import load_file
@@ -97,5 +97,5 @@ def test_mutated_spaces_are_refused_with_a_location_or_run(name):
 def _cached_dataset(spec, datasets: dict[str, Any]) -> tuple[Any, Any]:
     key = repr(spec.base.get("data"))
     if key not in datasets:
-        datasets[key] = _builtin_dataset(spec)
+        datasets[key] = builtin_dataset(spec)
     return datasets[key]
