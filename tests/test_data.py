@@ -254,3 +254,31 @@ def test_npz_layouts_and_label_mismatch(tmp_path):
 def test_unknown_option_is_a_config_error():
     with pytest.raises(ConfigError, match="data/options"):
         load("digits", path="x")
+
+
+def _closed_ends(limit: str) -> list[float]:
+    """The finite ends an interval limit admits: '[8, 512]' -> [8, 512], '(0, 1]' -> [1]."""
+    import re
+
+    left, low, high, right = re.fullmatch(r"([\[(])(.+), (.+)([\])])", limit).groups()
+    ends = [(low, left == "["), (high, right == "]")]
+    return [float(v) for v, closed in ends if closed and v != "inf"]
+
+
+def test_every_bound_the_shapes_limits_admit_the_source_draws():
+    # spaces check admits exactly these limits: the source must draw at each closed end
+    from trainables.catalogue import live
+
+    limits = live().entry("data", "shapes").meta["limits"]
+    for option, limit in limits.items():
+        values = list(limit) if not isinstance(limit, str) else _closed_ends(limit)
+        for value in values:
+            if option in ("count", "image_size", "classes", "seed"):
+                value = int(value)
+            if (option == "count" and value > 100) or (option == "image_size" and value > 64):
+                continue  # the upper ends cost memory, not correctness
+            options = {"count": 10, option: value}
+            if option == "hue_range":
+                options["label"] = "colour"  # below 1 needs colour labels (its own rule)
+            x, _ = shapes(**options)
+            assert len(x) == options["count"], (option, value)
