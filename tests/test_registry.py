@@ -28,6 +28,20 @@ def test_register_options_metadata_and_lookup():
         reg.lookup(["not", "hashable"])
 
 
+def test_limits_and_ordered_options_are_kept_and_must_name_options():
+    reg = Registry("widget")
+
+    @reg.register("band", limits={"low": "(0, inf)"}, ordered=[("low", "high")])
+    def band(*, low=1.0, high=2.0):
+        return low, high
+
+    assert reg.meta("band") == {"limits": {"low": "(0, inf)"}, "ordered": [["low", "high"]]}
+    with pytest.raises(ValueError, match=r"limits or order of no option: \['hihg'\]"):
+        reg.register("band2", ordered=[("low", "hihg")])(band)
+    with pytest.raises(ValueError, match="not an interval"):
+        reg.register("band3", limits={"low": "0..1"})
+
+
 def test_an_entry_with_kwargs_accepts_any_option():
     reg = Registry("thing")
 

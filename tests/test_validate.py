@@ -59,9 +59,49 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
         ),
         ({"model": {"name": "resnet18"}, "loss": {"name": "hybrid"}}, "model/name", "ViT"),
         (
-            {"model": {"name": "vit_medium_patch16_gap_256"}, "mask": {"strategy": "attention"}},
+            {
+                "model": {"name": "vit_medium_patch16_gap_256"},
+                "mask": {"strategy": "attention"},
+                "probe": {"feature": "mean"},
+            },
             "mask/strategy",
             "'vit_medium_patch16_gap_256' (VisionTransformer) has no class token",
+        ),
+        # two options in order, which limits alone cannot say
+        (
+            {"aug": {"gaussian_blur": {"sigma_min": 3.0, "sigma_max": 1.0}}},
+            "aug/gaussian_blur/sigma_min",
+            "sigma_min (3.0) must be <= sigma_max (1.0)",
+        ),
+        (  # against the other's default (min_size 0.05)
+            {"mask": {"strategy": "block", "block": {"max_size": 0.01}}},
+            "mask/block/max_size",
+            "min_size (0.05) must be <= max_size (0.01)",
+        ),
+        (
+            {"mask": {"strategy": "inverse_block", "inverse_block": {"aspect": 2.0}}},
+            "mask/inverse_block/aspect",
+            "expected a value in (0, 1], got 2.0",
+        ),
+        # the probes' feature must exist on the encoder
+        (
+            {"model": {"name": "resnet_small"}, "loss": {"name": "simclr"}},
+            "probe/feature",
+            "'cls' reads a ViT's tokens; 'resnet_small' is not a ViT: use feature: pooled",
+        ),
+        (
+            {
+                "model": {"name": "resnet18"},
+                "loss": {"name": "simclr"},
+                "probe": {"feature": "mean"},
+            },
+            "probe/feature",
+            "'mean' reads a ViT's tokens; 'resnet18' is not a ViT",
+        ),
+        (
+            {"model": {"name": "vit_medium_patch16_gap_256"}},
+            "probe/feature",
+            "'cls' reads the class token; 'vit_medium_patch16_gap_256' has none",
         ),
     ],
 )
@@ -80,9 +120,23 @@ def test_parsing_alone_does_not_check_registry_names():
         parse_trial_config(cfg.to_dict())
 
 
+def test_features_and_ordered_options_that_exist_pass():
+    cnn = {"model": {"name": "resnet_small"}, "loss": {"name": "simclr"}}
+    parse_trial_config({**cnn, "probe": {"feature": "pooled"}})
+    gap = {"model": {"name": "vit_medium_patch16_gap_256"}}
+    for feature in ("mean", "pooled"):
+        parse_trial_config({**gap, "probe": {"feature": feature}})
+    parse_trial_config({"aug": {"gaussian_blur": {"sigma_min": 1.0, "sigma_max": 1.0}}})
+    parse_trial_config({"mask": {"strategy": "block", "block": {"aspect": 1.0}}})
+
+
 def test_attention_masking_is_checked_only_where_something_masks():
     # a CNN with a two-view objective: nothing is masked, the strategy does not apply
-    cfg = {"model": {"name": "resnet_small"}, "loss": {"name": "simclr"}}
+    cfg = {
+        "model": {"name": "resnet_small"},
+        "loss": {"name": "simclr"},
+        "probe": {"feature": "pooled"},
+    }
     parse_trial_config({**cfg, "mask": {"strategy": "attention"}})
     for vit in ("vit_digits", "vit_tiny_patch16_224"):
         parse_trial_config({"model": {"name": vit}, "mask": {"strategy": "attention"}})

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from trainables.errors import SSLSearchError
@@ -79,27 +79,42 @@ class Registry(dict[str, F]):
         self._meta: dict[str, dict[str, Any]] = {}
 
     def register(
-        self, name: str, *, limits: Mapping[str, Any] | None = None, **metadata: Any
+        self,
+        name: str,
+        *,
+        limits: Mapping[str, Any] | None = None,
+        ordered: Sequence[tuple[str, str]] = (),
+        **metadata: Any,
     ) -> Callable[[F], F]:
         """Decorator: register the function under ``name`` with ``metadata``.
 
         ``limits`` bounds options' values: an interval (``"(0, inf)"``, ``"[0, 1]"``)
         or a tuple of the allowed values; they are checked with the option's type
-        (its annotation) before any trial runs.
+        (its annotation) before any trial runs. ``ordered`` pairs of options
+        ``(low, high)`` must hold ``low <= high`` (``("sigma_min", "sigma_max")``),
+        checked the same way.
         """
         limits = dict(limits or {})
         for limit in limits.values():
             if isinstance(limit, str):
                 _interval(limit)  # a malformed interval fails at import, not in a study
+        pairs = [list(pair) for pair in ordered]
 
         def decorator(fn: F) -> F:
             if name in self:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
-            unknown = set(limits) - set(inspect.signature(fn).parameters)
+            named = set(limits) | {option for pair in pairs for option in pair}
+            unknown = named - set(inspect.signature(fn).parameters)
             if unknown:
-                raise ValueError(f"{self.kind} '{name}': limits of no option: {sorted(unknown)}")
+                raise ValueError(
+                    f"{self.kind} '{name}': limits or order of no option: {sorted(unknown)}"
+                )
             self[name] = fn
-            self._meta[name] = {**metadata, **({"limits": limits} if limits else {})}
+            self._meta[name] = {
+                **metadata,
+                **({"limits": limits} if limits else {}),
+                **({"ordered": pairs} if pairs else {}),
+            }
             return fn
 
         return decorator

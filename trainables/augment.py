@@ -232,7 +232,9 @@ class GaussianBlur(nn.Module):
 
 
 @register_augment_op(
-    "gaussian_blur", limits={"p": "[0, 1]", "sigma_min": "(0, inf)", "sigma_max": "(0, inf)"}
+    "gaussian_blur",
+    limits={"p": "[0, 1]", "sigma_min": "(0, inf)", "sigma_max": "(0, inf)"},
+    ordered=[("sigma_min", "sigma_max")],
 )
 def gaussian_blur(
     *,

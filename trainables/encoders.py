@@ -27,6 +27,7 @@ __all__ = [
     "build_encoder",
     "check_timm_name",
     "register_encoder",
+    "timm_has_class_token",
     "timm_model_kind",
 ]
 
@@ -127,6 +128,14 @@ def attention_problem(model: nn.Module, name: str | None = None) -> str | None:
     if last is None or not isinstance(getattr(last, "attn", None), Attention):
         return f"{name}'s last block does not use timm's Attention"
     return None
+
+
+def timm_has_class_token(name: str) -> bool:
+    """Whether the timm model ``name`` is a VisionTransformer with a class token (built
+    on the meta device: no memory, no weights)."""
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+    return isinstance(model, VisionTransformer) and model.cls_token is not None
 
 
 def timm_model_kind(name: str) -> tuple[bool, str | None]:

@@ -178,9 +178,10 @@ def _block_order(
     limits={
         "min_size": "(0, 1]",
         "max_size": "(0, 1]",
-        "aspect": "(0, inf)",
+        "aspect": "(0, 1]",
         "num_blocks": "[1, inf)",
     },
+    ordered=[("min_size", "max_size")],
 )
 def block_mask(
     batch: int,
@@ -222,9 +223,10 @@ def block_mask(
     limits={
         "min_size": "(0, 1]",
         "max_size": "(0, 1]",
-        "aspect": "(0, inf)",
+        "aspect": "(0, 1]",
         "num_blocks": "[1, inf)",
     },
+    ordered=[("min_size", "max_size")],
 )
 def inverse_block_mask(
     batch: int,

@@ -98,6 +98,14 @@ def check_options(catalogue: Catalogue, kind: str, name: str, given: Any, path: 
         problem = check_value(value, entry.types.get(key, ""), limits.get(key))
         if problem:
             raise ConfigError(f"{path}/{key}", problem)
+    for low, high in entry.meta.get("ordered", ()):
+        a, b = (given.get(k, entry.options.get(k)) for k in (low, high))
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+        if numbers and a > b:
+            raise ConfigError(
+                f"{path}/{low if low in given else high}",
+                f"{low} ({a}) must be <= {high} ({b})",
+            )
 
 
 def _entry(catalogue: Catalogue, kind: str, name: str, path: str) -> Any:
@@ -129,6 +137,8 @@ def _problems(cfg: TrialConfig, cat: Catalogue) -> list[ConfigError]:
     # these read several sections: only once those are sound
     if sound["model"] and sound["mask"] and sound["loss"]:
         _collect(found, _check_encoder_fits, cfg, cat)
+    if sound["model"] and sound["probe"]:
+        _collect(found, _check_feature, cfg, cat)
     if sound["data"] and sound["model"] and sound["loss"] and sound["ranges"]:
         _collect(found, _check_geometry, cfg, cat)  # a patch size is >= 1 here
     return found
@@ -200,6 +210,30 @@ def _check_encoder_fits(cfg: TrialConfig, cat: Catalogue) -> None:
         )
     if scores == "attention" and problem:
         raise attention_refusal(cfg.mask.strategy, problem)
+
+
+def _check_feature(cfg: TrialConfig, cat: Catalogue) -> None:
+    """The probes' feature must exist on the encoder: ``cls`` reads a ViT's class token,
+    ``mean`` its patch tokens; every encoder gives ``pooled``."""
+    kind, name = cfg.probe.feature, cfg.model.name
+    if kind == "pooled":
+        return
+    if name in cat.names("encoder"):  # a preset ViT has a class token whose attention reads
+        vit = cls_token = bool(cat.entry("encoder", name).meta.get("attention"))
+    else:
+        from trainables.encoders import timm_has_class_token, timm_model_kind
+
+        vit, cls_token = timm_model_kind(name)[0], timm_has_class_token(name)
+    if not vit:
+        raise ConfigError(
+            "probe/feature",
+            f"'{kind}' reads a ViT's tokens; '{name}' is not a ViT: use feature: pooled",
+        )
+    if kind == "cls" and not cls_token:
+        raise ConfigError(
+            "probe/feature",
+            f"'cls' reads the class token; '{name}' has none: use feature: mean or pooled",
+        )
 
 
 def _geometry(cfg: TrialConfig, cat: Catalogue) -> tuple[Any, Any, int] | None:
