@@ -27,8 +27,8 @@ __all__ = [
     "build_encoder",
     "check_timm_name",
     "register_encoder",
-    "timm_has_class_token",
     "timm_model_kind",
+    "timm_vit_tokens",
 ]
 
 #: Named encoders: ``(*, image_size, channels, **size) -> timm model``. Their size
@@ -130,12 +130,13 @@ def attention_problem(model: nn.Module, name: str | None = None) -> str | None:
     return None
 
 
-def timm_has_class_token(name: str) -> bool:
-    """Whether the timm model ``name`` is a VisionTransformer with a class token (built
-    on the meta device: no memory, no weights)."""
+def timm_vit_tokens(name: str) -> tuple[bool, bool]:
+    """``(is a VisionTransformer, has a class token)`` for the timm model ``name``, built
+    on the meta device (no memory, no weights)."""
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False, num_classes=0)
-    return isinstance(model, VisionTransformer) and model.cls_token is not None
+    vit = isinstance(model, VisionTransformer)
+    return vit, vit and model.cls_token is not None
 
 
 def timm_model_kind(name: str) -> tuple[bool, str | None]:

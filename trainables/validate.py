@@ -221,9 +221,9 @@ def _check_feature(cfg: TrialConfig, cat: Catalogue) -> None:
     if name in cat.names("encoder"):  # a preset ViT has a class token whose attention reads
         vit = cls_token = bool(cat.entry("encoder", name).meta.get("attention"))
     else:
-        from trainables.encoders import timm_has_class_token, timm_model_kind
+        from trainables.encoders import timm_vit_tokens
 
-        vit, cls_token = timm_model_kind(name)[0], timm_has_class_token(name)
+        vit, cls_token = timm_vit_tokens(name)
     if not vit:
         raise ConfigError(
             "probe/feature",
