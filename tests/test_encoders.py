@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from trainables.config import ConfigError, ModelConfig
-from trainables.encoders import ENCODERS, attention_problem, build_encoder, timm_model_kind
+from trainables.encoders import (
+    ENCODERS,
+    attention_problem,
+    build_encoder,
+    timm_model_kind,
+    timm_vit_tokens,
+)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in ENCODERS if ENCODERS.meta(n)["attention"]))
@@ -168,3 +174,8 @@ def test_attention_problems_of_cnns_and_class_token_free_vits():
     is_vit, problem = timm_model_kind("vit_medium_patch16_gap_256")
     assert is_vit and "has no class token" in problem
     assert timm_model_kind("vit_tiny_patch16_224") == (True, None)
+    assert [timm_vit_tokens(n) for n in ("resnet18", "vit_medium_patch16_gap_256")] == [
+        (False, False),
+        (True, False),
+    ]
+    assert timm_vit_tokens("vit_tiny_patch16_224") == (True, True)
