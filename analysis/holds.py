@@ -121,10 +121,11 @@ class Confirmation:
         """The other configurations that the long-run best's seeds cannot tell from it
         (Welch, 5 %), in short-run order; None when any has fewer than two seeds."""
         best = self.long_best
-        ties = [_tied(c, best) for c in self.configs if c is not best]
-        if any(t is None for t in ties):
+        others = [c for c in self.configs if c is not best]
+        verdicts = [_tied(c, best) for c in others]
+        if None in verdicts:
             return None
-        return tuple(c for c in self.configs if c is not best and _tied(c, best))
+        return tuple(c for c, tied in zip(others, verdicts, strict=True) if tied)
 
 
 def holds_sentences(c: Confirmation, *, points: bool = False) -> list[str]:
