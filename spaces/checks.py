@@ -47,6 +47,7 @@ def check_spec(
     _check_pbt(spec, problems)
     if builtin_trainable:  # a user's own trainable has its own config and metrics
         _check_against_trainables(spec, problems)
+        _note_rank_over_augmentations(spec, problems)
     problems.raise_if_any()
     return dataclasses.replace(spec, notes=tuple(problems.notes)) if problems.notes else spec
 
@@ -180,6 +181,23 @@ def _check_study(spec: SearchSpec, problems: Problems) -> None:
         build_pruner(pruner.name, pruner.options)
     except (UnknownNameError, ValueError) as err:
         problems.add(("study", "pruner"), str(err))
+
+
+def _note_rank_over_augmentations(spec: SearchSpec, problems: Problems) -> None:
+    """RankMe as the objective of a search over augmentations: it rewards what they
+    would remove (measured on shapes, README "Measured")."""
+    searched = [p.name for p in spec.params if p.sampled and p.name.startswith("aug/")]
+    many = len(spec.study.objectives) > 1
+    for i, objective in enumerate(spec.study.objectives):
+        if objective.metric == "rankme" and searched:
+            problems.note(
+                ("study", "objective", *((i,) if many else ()), "metric"),
+                f"RankMe counts the dimensions the features use, not what they encode; with "
+                f"augmentations searched ({', '.join(searched)}) a weaker one keeps a nuisance "
+                "(colour) that raises it: on shapes it ranked the weakest colour jitter first, "
+                "at a kNN of chance; judge augmentations by a labelled probe (alpha_req agreed "
+                "better there)",
+            )
 
 
 def _check_enqueue(spec: SearchSpec, problems: Problems) -> None:

@@ -212,3 +212,24 @@ def test_every_problem_of_a_trial_config_is_reported_at_once(tmp_path):
         f"{path}:2 probe/every: expected >= 1, got 0",
         f"{path}:4 params/optim/batch_size: expected >= 2",
     ]
+
+
+def test_rankme_as_the_objective_of_an_augmentation_search_is_noted(tmp_path):
+    from spaces import load_spec
+
+    def notes(objective, params):
+        data = {
+            "study": {"objective": {"metric": objective}},
+            "probe": {"names": ["knn", "rankme"]},
+            "params": params,
+        }
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        return load_spec(tmp_path / "s.yaml").notes
+
+    jitter = {"aug/color_jitter/strength": {"type": "float", "low": 0.1, "high": 1.0}}
+    [note] = notes("rankme", jitter)
+    assert note.startswith(f"{tmp_path / 's.yaml'}:3 study/objective/metric: RankMe counts ")
+    assert "(aug/color_jitter/strength) a weaker one keeps a nuisance" in note
+    assert notes("knn_top1", jitter) == ()  # a labelled objective
+    lr = {"optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    assert notes("rankme", lr) == ()  # no augmentation searched: RankMe's own family
