@@ -8,6 +8,7 @@ for probes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -130,20 +131,25 @@ def attention_problem(model: nn.Module, name: str | None = None) -> str | None:
     return None
 
 
-def timm_vit_tokens(name: str) -> tuple[bool, bool]:
-    """``(is a VisionTransformer, has a class token)`` for the timm model ``name``, built
-    on the meta device (no memory, no weights)."""
+def _meta_model(name: str) -> nn.Module:
+    """The timm model ``name`` on the meta device (no memory, no weights)."""
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=0)
+        return timm.create_model(name, pretrained=False, num_classes=0)
+
+
+@functools.cache
+def timm_vit_tokens(name: str) -> tuple[bool, bool]:
+    """``(is a VisionTransformer, has a class token)`` for the timm model ``name``."""
+    model = _meta_model(name)
     vit = isinstance(model, VisionTransformer)
     return vit, vit and model.cls_token is not None
 
 
+@functools.cache
 def timm_model_kind(name: str) -> tuple[bool, str | None]:
     """``(is a VisionTransformer, why its attention cannot be read or None)`` for the
-    timm model ``name``, built on the meta device (no memory, no weights)."""
-    with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=0)
+    timm model ``name``."""
+    model = _meta_model(name)
     return isinstance(model, VisionTransformer), attention_problem(model, name)
 
 
