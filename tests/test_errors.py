@@ -47,3 +47,23 @@ def test_problem_keys_derive_from_the_path_and_lines_from_the_nearest_parent():
         ("b.yaml", 9, "inc/x", "from the base"),
     ]
     assert key_of(("enqueue", 0, "mask/ratio")) == "enqueue[0]/mask/ratio"
+
+
+@pytest.mark.parametrize("text", ["1e-4", "1E5", "1.0e5", "2.5e-3", "-3e+2", "4.5", "7"])
+def test_the_number_hint_is_what_yaml_reads_as_that_number(text):
+    """The advice for a number YAML read as text is checked against YAML itself."""
+    import yaml
+
+    from trainables.errors import shown
+
+    hint = shown(text)
+    fix = hint.rpartition("write ")[2].rstrip(")").removesuffix(" unquoted")
+    assert yaml.safe_load(text if "unquoted" in hint else fix) == float(text)
+    assert isinstance(yaml.safe_load(f"'{text}'"), str)  # what the user wrote: quoted text
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "-inf", "fast", ""])
+def test_no_number_hint_for_what_is_no_yaml_number(text):
+    from trainables.errors import shown
+
+    assert shown(text) == repr(text)

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 __all__ = ["InputError", "SSLSearchError", "shown"]
 
 
@@ -37,19 +39,32 @@ class InputError(SSLSearchError, ValueError):
 def shown(value: object) -> str:
     """``repr(value)`` for a message, with a hint when YAML read a number as text.
 
-    YAML 1.1 (PyYAML) reads ``1e-4`` (no dot) as the string ``'1e-4'``.
+    YAML 1.1 (PyYAML) reads a number with an exponent as a float only when
+    its mantissa has a dot and its exponent a sign: ``1e-4`` and ``1.0e5``
+    are the strings ``'1e-4'`` and ``'1.0e5'``.
 
     Example:
-        >>> shown("1e-4"), shown(0.5), shown("fast")
-        ("'1e-4' (text: YAML reads 1e-4 as a string; write 1.0e-4)", '0.5', "'fast'")
+        >>> shown("1e-4")
+        "'1e-4' (text: YAML reads 1e-4 as a string; write 1.0e-4)"
+        >>> shown("1.0e5")
+        "'1.0e5' (text: YAML reads 1.0e5 as a string; write 1.0e+5)"
+        >>> shown(0.5), shown("fast"), shown("inf")
+        ('0.5', "'fast'", "'inf'")
     """
     text = repr(value)
     if not isinstance(value, str) or not value.strip():
         return text
     try:
-        float(value)
+        number = float(value)
     except ValueError:
         return text
+    if not math.isfinite(number) and "e" not in value.lower():
+        return text  # 'inf', 'nan': YAML's are .inf and .nan, refused as numbers anyway
     mantissa, e, exponent = value.strip().lower().partition("e")
-    fix = f"{mantissa}.0e{exponent}" if e and "." not in mantissa else f"{value} unquoted"
+    if e:
+        mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+        exponent = exponent if exponent[:1] in "+-" else f"+{exponent}"
+        fix = f"{mantissa}e{exponent}"
+    else:
+        fix = f"{value} unquoted"
     return f"{text} (text: YAML reads {value} as a string; write {fix})"
