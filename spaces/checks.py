@@ -103,6 +103,8 @@ def check_conditions(params: tuple[Param, ...], problems: Problems) -> None:
             path = ("params", param.name, "when", other)
             if other not in names:
                 problems.add(path, f"condition on '{other}', which is not a parameter")
+            elif other == param.name:
+                problems.add(path, "a parameter cannot be conditioned on itself")
             elif other not in declared:
                 problems.add(path, f"condition on '{other}', declared after this one")
             elif declared[other].possible_values() is None:
