@@ -174,6 +174,7 @@ def test_config_problems_finds_every_section_s_problem_at_once():
         "aug/hflipp",
         "loss/mae/norm_pixx",
         "probe/names[1]",
+        "probe/every",
         "optim/lr",
     ]
     assert "did you mean 'digits'" in found[0].message
@@ -187,6 +188,50 @@ def test_config_problems_finds_every_section_s_problem_at_once():
     # keys or types wrong: the parser's one problem, no config
     cfg, found = config_problems({"optim": {"lrr": 1.0}})
     assert cfg is None and [e.path for e in found] == ["optim/lrr"]
+
+
+def test_config_problems_finds_every_problem_within_a_section():
+    from trainables.validate import config_problems
+
+    bad = {
+        "aug": {
+            "colour_jitter": {},
+            "hflip": {"pp": 0.5, "p": 2.0},
+            "blurr": {"p": 1.0},
+            "gaussian_blur": {"sigma_min": 2.0, "sigma_max": 1.0},
+        },
+        "mask": {"strategy": "block", "block": {"min_size": 0.5, "max_size": 0.1, "aspectt": 1}},
+        "loss": {"name": "hybrid", "weights": {"mae": -1, "contrastiv": 1}},
+        "train": {"precision": "fp8", "device": "tpu"},
+        "optim": {"batch_size": 1},
+    }
+    found = [(e.path, e.message) for e in config_problems(bad)[1]]
+    paths = [path for path, _ in found]
+    assert paths == [
+        "mask/block/aspectt",  # an unknown option: the order of sizes is not judged then
+        "aug/colour_jitter",  # the unknown ops first, in the file's order
+        "aug/blurr",
+        "aug/hflip/pp",
+        "aug/hflip/p",
+        "aug/gaussian_blur/sigma_min",
+        "loss/weights/mae",
+        "loss/weights/contrastiv",
+        "train/precision",
+        "train/device",
+        "optim/batch_size",
+    ]
+    assert "did you mean 'color_jitter'" in found[1][1]
+    assert found[5][1] == "sigma_min (2.0) must be <= sigma_max (1.0)"
+    # a trial raises the first of them
+    with pytest.raises(ConfigError) as info:
+        parse_trial_config(bad)
+    assert info.value.path == paths[0]
+    # with the unknown option gone, the sizes' order is judged
+    bad["mask"]["block"].pop("aspectt")
+    assert [e.path for e in config_problems(bad)[1]][:2] == [
+        "mask/block/min_size",
+        "aug/colour_jitter",
+    ]
 
 
 def test_checks_across_sections_wait_for_the_sections_they_read():

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from trainables.errors import shown
 
 __all__ = [
     "attention_refusal",
-    "check_options",
     "config_problems",
+    "option_problems",
     "parse_trial_config",
     "token_count",
     "validate",
@@ -58,9 +58,10 @@ def config_problems(
     """Parse a nested trial config and find every problem :func:`parse_trial_config`
     would raise one at a time (``spaces check`` shows them all at once).
 
-    Each section (data, model, mask, aug, loss, probes, ranges) is checked on its own;
-    the checks that combine sections (the encoder against the objective, the patches
-    against the images) run once those are sound.
+    Each section (data, model, mask, aug, loss, probes, ranges) is checked on its own,
+    and within one every name and option (two unknown augmentation ops are two
+    problems); the checks that combine sections (the encoder against the objective,
+    the patches against the images) run once those are sound.
 
     Returns:
         The parsed config (None when its keys or types are wrong) and the problems.
@@ -77,32 +78,47 @@ def config_problems(
     return cfg, _problems(cfg, catalogue or live())
 
 
-def check_options(catalogue: Catalogue, kind: str, name: str, given: Any, path: str) -> None:
-    """Refuse options that entry ``name`` does not take, naming the key and the valid ones."""
+def option_problems(
+    catalogue: Catalogue, kind: str, name: str, given: Any, path: str
+) -> Iterator[ConfigError]:
+    """Every option of entry ``name`` that it does not take, lacks or takes of another
+    kind, naming the key and what was expected.
+
+    Example:
+        >>> found = option_problems(live(), "augment", "hflip", {"pp": 1, "p": 2}, "aug/hflip")
+        >>> [f"{err.path}: {err.message}" for err in found]  # doctest: +NORMALIZE_WHITESPACE
+        ["aug/hflip/pp: unknown option (did you mean 'p'?); valid: p",
+         'aug/hflip/p: expected a value in [0, 1], got 2']
+    """
     if not isinstance(given, Mapping):
-        raise ConfigError(path, f"expected a mapping of options, got {shown(given)}")
+        yield ConfigError(path, f"expected a mapping of options, got {shown(given)}")
+        return
     entry = catalogue.entry(kind, name)
-    missing = [k for k, default in entry.options.items() if default == REQUIRED and k not in given]
-    if missing:
-        raise ConfigError(f"{path}/{missing[0]}", f"'{name}' needs this option; none was given")
+    for key, default in entry.options.items():
+        if default == REQUIRED and key not in given:
+            yield ConfigError(f"{path}/{key}", f"'{name}' needs this option; none was given")
     if entry.any_option:
         return
     valid = list(entry.options)
     limits = entry.meta.get("limits", {})
+    sound = True
     for key, value in given.items():
         if key not in valid:
-            raise ConfigError(
+            sound = False
+            yield ConfigError(
                 f"{path}/{key}",
                 f"unknown option{suggest(str(key), valid)}; valid: {', '.join(valid) or 'none'}",
             )
+            continue
         problem = check_value(value, entry.types.get(key, ""), limits.get(key))
         if problem:
-            raise ConfigError(f"{path}/{key}", problem)
-    for low, high in entry.meta.get("ordered", ()):
+            sound = False
+            yield ConfigError(f"{path}/{key}", problem)
+    for low, high in entry.meta.get("ordered", ()) if sound else ():
         a, b = (given.get(k, entry.options.get(k)) for k in (low, high))
         numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
         if numbers and a > b:
-            raise ConfigError(
+            yield ConfigError(
                 f"{path}/{low if low in given else high}",
                 f"{low} ({a}) must be <= {high} ({b})",
             )
@@ -122,46 +138,67 @@ def validate(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> None:
         raise found[0]
 
 
+#: a check of one section: every problem it finds
+Check = Callable[[TrialConfig, Catalogue], Iterator[ConfigError]]
+
+
 def _problems(cfg: TrialConfig, cat: Catalogue) -> list[ConfigError]:
     found: list[ConfigError] = []
-    sections = {
+    sections: dict[str, Check] = {
         "data": _check_data,
-        "model": _check_model,
+        "model": _caught_check(_check_model),
         "mask": _check_mask,
         "aug": _check_aug,
         "loss": _check_loss,
         "probe": _check_probes,
-        "ranges": lambda c, _: _check_ranges(c),
+        "ranges": _check_ranges,
     }
     sound = {name: _collect(found, check, cfg, cat) for name, check in sections.items()}
     # these read several sections: only once those are sound
     if sound["model"] and sound["mask"] and sound["loss"]:
-        _collect(found, _check_encoder_fits, cfg, cat)
+        _collect(found, _caught_check(_check_encoder_fits), cfg, cat)
     if sound["model"] and sound["probe"]:
-        _collect(found, _check_feature, cfg, cat)
+        _collect(found, _caught_check(_check_feature), cfg, cat)
     if sound["data"] and sound["model"] and sound["loss"] and sound["ranges"]:
-        _collect(found, _check_geometry, cfg, cat)  # a patch size is >= 1 here
+        _collect(found, _caught_check(_check_geometry), cfg, cat)  # a patch size is >= 1
     return found
 
 
-def _collect(found: list[ConfigError], check: Any, cfg: TrialConfig, cat: Catalogue) -> bool:
-    """Run one check; its problem joins ``found``. True when it found none."""
+def _collect(found: list[ConfigError], check: Check, cfg: TrialConfig, cat: Catalogue) -> bool:
+    """Run one section's check; its problems join ``found``. True when it found none."""
+    problems = list(check(cfg, cat))
+    found.extend(problems)
+    return not problems
+
+
+def _caught(check: Callable[..., object], *args: Any) -> Generator[ConfigError, None, bool]:
+    """Run a check that raises its problem: yield it. Returns True when it found none."""
     try:
-        check(cfg, cat)
+        check(*args)
     except ConfigError as err:
-        found.append(err)
+        yield err
         return False
     return True
 
 
-def _check_data(cfg: TrialConfig, cat: Catalogue) -> None:
-    _entry(cat, "data", cfg.data.name, "data/name")
-    check_options(cat, "data", cfg.data.name, cfg.data.options, "data/options")
+def _caught_check(check: Callable[[TrialConfig, Catalogue], None]) -> Check:
+    """A check that raises its (one) problem as a section's :data:`Check`."""
+    return lambda cfg, cat: _caught(check, cfg, cat)
+
+
+def _known(cat: Catalogue, kind: str, name: str, path: str) -> Generator[ConfigError, None, bool]:
+    """The problem when ``name`` is not registered as a ``kind``. True when it is."""
+    return _caught(_entry, cat, kind, name, path)
+
+
+def _check_data(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
+    if (yield from _known(cat, "data", cfg.data.name, "data/name")):
+        yield from option_problems(cat, "data", cfg.data.name, cfg.data.options, "data/options")
     path = cfg.data.options.get("path")
     if isinstance(path, str) and not Path(path).expanduser().exists():  # before any trial
-        raise ConfigError("data/options/path", f"no such file or directory: {path}")
+        yield ConfigError("data/options/path", f"no such file or directory: {path}")
     if not 0.0 < cfg.data.val_fraction < 1.0:
-        raise ConfigError(
+        yield ConfigError(
             "data/val_fraction", f"expected a share in (0, 1), got {cfg.data.val_fraction}"
         )
 
@@ -299,79 +336,86 @@ def attention_refusal(strategy: str, problem: str) -> ConfigError:
     )
 
 
-def _check_mask(cfg: TrialConfig, cat: Catalogue) -> None:
-    _entry(cat, "masking", cfg.mask.strategy, "mask/strategy")
+def _check_mask(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
+    strategy = yield from _known(cat, "masking", cfg.mask.strategy, "mask/strategy")
     for name in cfg.mask.options:
-        _entry(cat, "masking", name, f"mask/{name}")
-    _entry(cat, "ratio_schedule", cfg.mask.schedule, "mask/schedule")
+        yield from _known(cat, "masking", name, f"mask/{name}")
+    yield from _known(cat, "ratio_schedule", cfg.mask.schedule, "mask/schedule")
     for key in ("ratio", "ratio_end"):
         value = getattr(cfg.mask, key)
         if value is not None and not 0.0 <= value <= 0.95:
-            raise ConfigError(f"mask/{key}", f"expected a value in [0, 0.95], got {value}")
-    given = cfg.mask.options.get(cfg.mask.strategy, {})
-    check_options(cat, "masking", cfg.mask.strategy, given, f"mask/{cfg.mask.strategy}")
+            yield ConfigError(f"mask/{key}", f"expected a value in [0, 0.95], got {value}")
+    if strategy:
+        given = cfg.mask.options.get(cfg.mask.strategy, {})
+        yield from option_problems(
+            cat, "masking", cfg.mask.strategy, given, f"mask/{cfg.mask.strategy}"
+        )
 
 
-def _check_aug(cfg: TrialConfig, cat: Catalogue) -> None:
-    for ops, prefix in ((cfg.aug.ops, "aug"), (cfg.aug.view2 or {}, "aug/view2")):
-        for name in ops:
-            _entry(cat, "augment", name, f"{prefix}/{name}")
+def _check_aug(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
+    known = []
     for ops, prefix in ((cfg.aug.ops, "aug"), (cfg.aug.view2 or {}, "aug/view2")):
         for name, params in ops.items():
-            check_options(cat, "augment", name, params, f"{prefix}/{name}")
+            if (yield from _known(cat, "augment", name, f"{prefix}/{name}")):
+                known.append((name, params, f"{prefix}/{name}"))
+    for name, params, path in known:  # the unknown names first, as a trial raises them
+        yield from option_problems(cat, "augment", name, params, path)
 
 
-def _check_loss(cfg: TrialConfig, cat: Catalogue) -> None:
-    entry = _entry(cat, "objective", cfg.loss.name, "loss/name")
+def _check_loss(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
+    known = yield from _known(cat, "objective", cfg.loss.name, "loss/name")
     for name in cfg.loss.options:
-        _entry(cat, "objective", name, f"loss/{name}")
-    terms = list(entry.meta["weights"])
+        yield from _known(cat, "objective", name, f"loss/{name}")
+    if not known:
+        return
+    terms = list(cat.entry("objective", cfg.loss.name).meta["weights"])
     for term, weight in cfg.loss.weights.items():
         if term not in terms:
-            raise ConfigError(
+            yield ConfigError(
                 f"loss/weights/{term}",
                 f"'{cfg.loss.name}' has no term '{term}'{suggest(term, terms)}; "
                 f"its terms: {', '.join(terms)}",
             )
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ConfigError(
+        elif isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+            yield ConfigError(
                 f"loss/weights/{term}", f"expected a number >= 0, got {shown(weight)}"
             )
     given = cfg.loss.options.get(cfg.loss.name, {})
-    check_options(cat, "objective", cfg.loss.name, given, f"loss/{cfg.loss.name}")
+    yield from option_problems(cat, "objective", cfg.loss.name, given, f"loss/{cfg.loss.name}")
 
 
-def _check_probes(cfg: TrialConfig, cat: Catalogue) -> None:
+def _check_probes(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
     for i, name in enumerate(cfg.probe.names):
-        _entry(cat, "probe", name, f"probe/names[{i}]")
-        check_options(cat, "probe", name, cfg.probe.options.get(name, {}), f"probe/{name}")
+        if (yield from _known(cat, "probe", name, f"probe/names[{i}]")):
+            given = cfg.probe.options.get(name, {})
+            yield from option_problems(cat, "probe", name, given, f"probe/{name}")
     for name in cfg.probe.options:
-        _entry(cat, "probe", name, f"probe/{name}")
+        yield from _known(cat, "probe", name, f"probe/{name}")
     if cfg.probe.feature not in ("cls", "mean", "pooled"):
-        raise ConfigError(
+        yield ConfigError(
             "probe/feature", f"expected 'cls', 'mean' or 'pooled', got {shown(cfg.probe.feature)}"
         )
     if cfg.probe.every < 1:
-        raise ConfigError("probe/every", f"expected >= 1, got {cfg.probe.every}")
+        yield ConfigError("probe/every", f"expected >= 1, got {cfg.probe.every}")
 
 
-def _check_ranges(cfg: TrialConfig) -> None:
+def _check_ranges(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
     if cfg.train.precision not in ("auto", "bf16", "fp32"):
-        raise ConfigError(
+        yield ConfigError(
             "train/precision", f"expected auto, bf16 or fp32, got {shown(cfg.train.precision)}"
         )
     if cfg.train.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(
+        yield ConfigError(
             "train/device", f"expected auto, cpu or cuda, got {shown(cfg.train.device)}"
         )
     for key, low in (("epochs", 1), ("threads", 0)):
         if getattr(cfg.train, key) < low:
-            raise ConfigError(f"train/{key}", f"expected >= {low}")
+            yield ConfigError(f"train/{key}", f"expected >= {low}")
     for key in VIT_SIZES:
         value = getattr(cfg.model, key)
         if value is not None and value < 1:
-            raise ConfigError(f"model/{key}", f"expected an integer >= 1, got {value}")
+            yield ConfigError(f"model/{key}", f"expected an integer >= 1, got {value}")
     if cfg.optim.batch_size < 2:
-        raise ConfigError("optim/batch_size", "expected >= 2")
+        yield ConfigError("optim/batch_size", "expected >= 2")
     if cfg.optim.lr <= 0:
-        raise ConfigError("optim/lr", f"expected > 0, got {cfg.optim.lr}")
+        yield ConfigError("optim/lr", f"expected > 0, got {cfg.optim.lr}")
