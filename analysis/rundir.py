@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -293,6 +294,28 @@ class RunDir:
     def holds_run(self) -> bool:
         """Whether a run was started here (its spec or its default study exists)."""
         return self.spec_path.exists() or (self.path / STUDY_FILE).exists()
+
+    def require_new(self) -> None:
+        """Raise :class:`InputError` unless a new run can start here: no run there yet,
+        and the path a directory or creatable (checked before anything starts).
+
+        Example:
+            >>> RunDir(__file__).require_new()
+            Traceback (most recent call last):
+            ...
+            trainables.errors.InputError: ... is a file, not a directory; choose another --out
+        """
+        existing = next(p for p in (self.path, *self.path.parents) if p.exists())
+        if existing == self.path and not existing.is_dir():
+            raise InputError(f"{self.path} is a file, not a directory; choose another --out")
+        if not existing.is_dir():
+            raise InputError(
+                f"cannot create {self.path}: {existing} is a file; choose another --out"
+            )
+        if self.holds_run():
+            raise InputError(f"{self.path} already holds a run; choose another --out")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"{self.path}: {existing} is not writable; choose another --out")
 
     # -- run.json --------------------------------------------------------
     def info(self) -> RunInfo:

@@ -128,7 +128,7 @@ def run_search(
         A :class:`RunResult`; the study, Tune results and Parquet tables are in ``out``.
 
     Raises:
-        InputError: ``out`` already holds a run.
+        InputError: ``out`` already holds a run, or is a file or not writable.
         RunError: no trial completed.
         RunInterrupted: the run was stopped (Ctrl-C) before its budget was spent;
             :func:`resume_search` continues it.
@@ -140,8 +140,7 @@ def run_search(
     run = RunDir(Path(out).resolve())
     for note in spec.notes:  # advice from the checks: the space runs, perhaps not as meant
         logger.warning("note: %s", note)
-    if run.holds_run():
-        raise InputError(f"{run.path} already holds a run; choose another --out")
+    run.require_new()
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
         base, dataset = builtin_dataset(spec)

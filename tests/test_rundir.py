@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,26 @@ def test_a_missing_or_foreign_study_is_refused_and_never_created(tmp_path):
     )
     with pytest.raises(InputError, match="sampled y, which the spec does not declare"):
         RunDir(foreign.path).open_study()
+
+
+def test_a_new_run_needs_a_directory_it_can_create_and_no_run_in_it(tmp_path, monkeypatch):
+    from analysis.rundir import RunDir
+    from trainables.errors import InputError
+
+    RunDir(tmp_path / "a" / "b").require_new()  # creatable
+    RunDir(tmp_path).require_new()  # an empty directory
+    assert not (tmp_path / "a").exists()  # nothing created by the check
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match=r"f is a file, not a directory; choose another --out"):
+        RunDir(tmp_path / "f").require_new()
+    with pytest.raises(InputError, match=r"cannot create .*f/run: .*f is a file"):
+        RunDir(tmp_path / "f" / "run").require_new()
+    (tmp_path / "spec.yaml").write_text("kept\n")
+    with pytest.raises(InputError, match="already holds a run"):
+        RunDir(tmp_path).require_new()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    # root may write anywhere: the permission is asked as os.access answers it
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked)
+    with pytest.raises(InputError, match=r"locked/run: .*locked is not writable"):
+        RunDir(locked / "run").require_new()
