@@ -63,6 +63,7 @@ __all__ = [
     "Attr",
     "RunDir",
     "RunInfo",
+    "connect_storage",
     "default_storage_url",
     "open_storage",
     "resolve_storage_url",
@@ -250,6 +251,31 @@ def open_storage(url: str) -> str | optuna.storages.BaseStorage:
 
         return optuna.storages.JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
     return url
+
+
+def connect_storage(url: str, run_dir: str | Path) -> None:
+    """Open a storage a space names, once, before its run writes anything: a file
+    storage's folder inside the run directory is created, a database is connected to
+    (and its tables created, as the study would).
+
+    Raises:
+        InputError: naming the URL and why it does not open (a server that does not
+            answer, a driver that is not installed, a folder that does not exist).
+    """
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    path = _storage_file(url)
+    inside = Path(run_dir).resolve()
+    if path is not None and path.parent.resolve().is_relative_to(inside):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        storage = open_storage(url)
+        if isinstance(storage, str):
+            optuna.storages.RDBStorage(storage).engine.dispose()
+    except (ImportError, OSError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"study/storage: cannot open {url}: {reason}") from None
 
 
 class RunDir:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.rundir import RunDir, RunInfo, resolve_storage_url
+from analysis.rundir import RunDir, RunInfo, connect_storage, resolve_storage_url
 from search.dataset import builtin_dataset
 from search.errors import RunError, RunInterrupted
 from search.tuner import build_bridge, check_resources, fit, init_ray
@@ -144,9 +144,12 @@ def run_search(
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
         base, dataset = builtin_dataset(spec)
+    run.path.mkdir(parents=True, exist_ok=True)
+    storage = resolve_storage_url(spec.study.storage, run.path)
+    if spec.study.storage:  # a server that does not answer: refused before run.json
+        connect_storage(storage, run.path)
     init_ray(address, num_cpus=num_cpus)
     check_resources(spec)  # before anything is written: Tune would wait forever
-    run.path.mkdir(parents=True, exist_ok=True)
     info = RunInfo(
         builtin_trainable=trainable is None,
         trainable=None if trainable is None else _trainable_ref(trainable),
@@ -155,7 +158,6 @@ def run_search(
     )
     run.write_info(info)  # first: a directory with run.json alone holds no run yet
     run.write_spec(spec)  # the storage as written: resolved against the run dir when opened
-    storage = resolve_storage_url(spec.study.storage, run.path)
     bridge = build_bridge(spec, storage, info.experiments[0])
     _start(spec, run, bridge, info, base=base, dataset=dataset)
     return _session(

@@ -24,6 +24,7 @@ from spaces.study import (
     SAMPLERS,
     build_pruner,
     build_sampler,
+    storage_problem,
 )
 from trainables._registry import UnknownNameError, check_value
 from trainables.catalogue import LOOP_METRICS, shipped
@@ -183,6 +184,8 @@ def _check_study(spec: SearchSpec, problems: Problems) -> None:
         build_pruner(pruner.name, pruner.options)
     except (UnknownNameError, ValueError) as err:
         problems.add(("study", "pruner"), str(err))
+    if spec.study.storage and (problem := storage_problem(spec.study.storage)):
+        problems.add(("study", "storage"), f"cannot open {spec.study.storage}: {problem}")
 
 
 def _note_rank_over_augmentations(spec: SearchSpec, problems: Problems) -> None:

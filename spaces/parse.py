@@ -144,8 +144,8 @@ def _parse_storage(raw: Any, problems: Problems) -> str | None:
     if not isinstance(raw, str) or not raw.startswith(STORAGE_SCHEMES):
         problems.add(
             ("study", "storage"),
-            "expected an Optuna storage URL (sqlite:///PATH, postgresql://..., mysql://...) "
-            f"or journal:PATH, got {shown(raw)}",
+            "expected an Optuna storage URL (sqlite:///PATH, postgresql+psycopg2://..., "
+            f"mysql://...) or journal:PATH, got {shown(raw)}",
         )
         return None
     return raw

@@ -30,6 +30,7 @@ __all__ = [
     "register_pruner",
     "register_sampler",
     "resolved_options",
+    "storage_problem",
 ]
 
 SAMPLERS: Registry[Callable[..., optuna.samplers.BaseSampler]] = Registry(
@@ -306,3 +307,63 @@ LOGGERS: dict[str, tuple[tuple[str, ...], str]] = {
     "mlflow": (("tracking_uri", "experiment_name", "tags", "save_artifact"), "mlflow"),
     "wandb": (("project", "group", "entity", "mode", "api_key_file", "log_config"), "wandb"),
 }
+
+
+#: drivers SQLAlchemy knows for each database server, in the order they are suggested
+_DRIVERS = {"postgresql": ("psycopg2", "psycopg", "pg8000"), "mysql": ("pymysql", "mysqldb")}
+
+
+def storage_problem(url: str) -> str | None:
+    """What keeps the storage URL ``url`` from opening, known without connecting:
+    a file storage's folder that does not exist (a relative path lies in the run
+    directory, which ``run`` creates), a database URL SQLAlchemy cannot parse, or
+    its driver not installed (naming one that is). None when nothing is known wrong.
+
+    Example:
+        >>> storage_problem("sqlite:///no/such/folder/x.db")  # relative: in the run directory
+        >>> storage_problem("sqlite:////no/such/folder/x.db")
+        'the folder /no/such/folder does not exist'
+        >>> storage_problem("mysql+nosuchdriver://host/db")
+        "SQLAlchemy has no driver 'mysql+nosuchdriver'"
+    """
+    from pathlib import Path
+
+    for scheme in ("sqlite:///", "journal:"):
+        if url.startswith(scheme):
+            folder = Path(url.removeprefix(scheme)).expanduser().parent
+            if folder.is_absolute() and not folder.is_dir():
+                return f"the folder {folder} does not exist"
+            return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:  # an ArgumentError too
+        return f"SQLAlchemy has no driver '{url.partition(':')[0]}'"
+    except ArgumentError:
+        return "SQLAlchemy cannot parse it as a database URL"
+    try:
+        dialect.import_dbapi()
+    except ImportError as err:
+        backend = parsed.get_backend_name()
+        installed = [d for d in _DRIVERS.get(backend, ()) if _imports(f"{backend}+{d}")]
+        hint = (
+            f"; installed: {', '.join(installed)}, e.g. {backend}+{installed[0]}://..."
+            if installed
+            else ""
+        )
+        return f"its driver ({parsed.get_driver_name()}) is not installed: {err}{hint}"
+    return None
+
+
+def _imports(drivername: str) -> bool:
+    """Whether the SQLAlchemy driver ``backend+driver`` imports."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(f"{drivername}://").get_dialect().import_dbapi()
+    except ImportError:
+        return False
+    return True

@@ -224,3 +224,25 @@ def test_a_new_run_needs_a_directory_it_can_create_and_no_run_in_it(tmp_path, mo
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked)
     with pytest.raises(InputError, match=r"locked/run: .*locked is not writable"):
         RunDir(locked / "run").require_new()
+
+
+def test_a_storage_is_opened_before_a_run_writes_anything(tmp_path):
+    from analysis.rundir import RunDir, connect_storage, resolve_storage_url
+    from search import run_search
+    from trainables.errors import InputError
+
+    # a relative SQLite file in a folder of the run directory: the folder is made
+    url = resolve_storage_url("sqlite:///db/s.db", tmp_path / "run")
+    connect_storage(url, tmp_path / "run")
+    assert (tmp_path / "run" / "db" / "s.db").exists()
+    # a server that does not answer (nothing listens on port 1): one line, no traceback
+    down = "postgresql+psycopg2://u@127.0.0.1:1/optuna?connect_timeout=2"
+    with pytest.raises(InputError, match=r"study/storage: cannot open postgresql.*:1/"):
+        connect_storage(down, tmp_path)
+    with pytest.raises(InputError, match=r"cannot open sqlite:////no/such/x.db"):
+        connect_storage("sqlite:////no/such/x.db", tmp_path)  # spaces check says it first
+    # run refuses it before Ray and before run.json or spec.yaml
+    spec = parse_spec({"study": {"storage": down}, "budget": {"trials": 1}}, source="s.yaml")
+    with pytest.raises(InputError, match="cannot open"):
+        run_search(spec, out=tmp_path / "r", trainable=lambda config: None)
+    assert not RunDir(tmp_path / "r").holds_run() and not (tmp_path / "r" / "run.json").exists()
