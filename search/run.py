@@ -144,12 +144,12 @@ def run_search(
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
         base, dataset = builtin_dataset(spec)
-    run.path.mkdir(parents=True, exist_ok=True)
     storage = resolve_storage_url(spec.study.storage, run.path)
     if spec.study.storage:  # a server that does not answer: refused before run.json
         connect_storage(storage, run.path)
     init_ray(address, num_cpus=num_cpus)
     check_resources(spec)  # before anything is written: Tune would wait forever
+    run.path.mkdir(parents=True, exist_ok=True)
     info = RunInfo(
         builtin_trainable=trainable is None,
         trainable=None if trainable is None else _trainable_ref(trainable),

@@ -27,11 +27,13 @@ from spaces import SearchSpec, define_by_run
 from spaces.compile import grid_search_space
 from spaces.study import build_pruner, build_sampler
 from trainables._registry import Registry
+from trainables.errors import InputError
 
 __all__ = [
     "LOGGER_CALLBACKS",
     "SCHEDULERS",
     "build_bridge",
+    "check_address",
     "check_resources",
     "fit",
     "init_ray",
@@ -64,9 +66,38 @@ def init_ray(address: str | None, *, num_cpus: int | None) -> None:
         "logging_level": "WARNING",
     }
     if address:
+        check_address(address)  # Ray itself retries an address nothing answers for minutes
         ray.init(address=address, **kwargs)
     else:  # "local": never attach to a cluster a stale /tmp/ray record points at
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
+
+
+def check_address(address: str, *, timeout: float = 10.0) -> None:
+    """Refuse a cluster address (``host:port`` or ``ray://host:port``) where nothing
+    answers; ``auto`` and an address without a port are left to Ray.
+
+    Raises:
+        InputError: naming the address and why the connection failed.
+
+    Example:
+        >>> check_address("auto")  # Ray finds the cluster this machine runs
+        >>> check_address("127.0.0.1:1")  # nothing listens on port 1
+        Traceback (most recent call last):
+        ...
+        trainables.errors.InputError: --address 127.0.0.1:1: no Ray cluster answers there (...
+    """
+    import socket
+
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise InputError(
+            f"--address {address}: no Ray cluster answers there ({err.strerror or err}); "
+            "start one (ray start --head) or give the address `ray status` shows"
+        ) from None
 
 
 def check_resources(spec: SearchSpec) -> None:

@@ -181,3 +181,22 @@ def test_trials_keep_result_json_and_only_the_loggers_named(
     # the experiment's environment is the experiment's only
     assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
     assert "TUNE_DISABLE_STRICT_METRIC_CHECKING" not in os.environ
+
+
+def test_an_address_where_nothing_answers_is_refused_before_ray():
+    import socket
+
+    from search.tuner import check_address
+    from trainables.errors import InputError
+
+    with socket.socket() as server:  # something listens: left to Ray
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        check_address(f"127.0.0.1:{port}")
+        check_address(f"ray://127.0.0.1:{port}")
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):  # closed now
+        with pytest.raises(InputError, match=rf"--address {address}: no Ray cluster answers"):
+            check_address(address)
+    check_address("auto")  # Ray's own lookup
+    check_address("ray://head-node")  # no port: Ray's default
