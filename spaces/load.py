@@ -213,18 +213,24 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
 def override_lines(lines: Lines, overrides: Mapping[str, Any], source: str) -> Lines:
     """The lines with each overridden key (and every key below it) located at
     ``<source> (override)`` (a ``--set``, or ``run``'s ``--trials`` ...), not at the
-    file's line whose value it replaced.
+    file's line whose value it replaced; a section the file does not have is located
+    at the override that made it.
 
     Example:
         >>> override_lines({("data",): 3, ("data", "seed"): 5}, {"data.seed": 1}, "s.yaml")
         {('data',): 3, ('data', 'seed'): ('s.yaml (override)', 0)}
+        >>> override_lines({}, {"dat.seed": 1}, "s.yaml")[("dat",)]
+        ('s.yaml (override)', 0)
     """
     out = dict(lines)
+    where = (f"{source} (override)", 0)
     for dotted in overrides:
         path = tuple(dotted.split("."))
         for key in [k for k in out if k[: len(path)] == path]:
             del out[key]
-        out[path] = (f"{source} (override)", 0)
+        for i in range(1, len(path)):
+            out.setdefault(path[:i], where)
+        out[path] = where
     return out
 
 

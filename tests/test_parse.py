@@ -196,6 +196,10 @@ def test_a_problem_in_an_override_is_located_at_the_set_not_the_file(tmp_path):
         f"{path} (override) probe/names[1]: unknown probe 'rankmee' (did you mean 'rankme'?); "
         "valid: align_uniform, alpha_req, knn, lidar, linear, rankme",
     ]
+    # a section the file does not have, misspelt on the command line: at the override
+    with pytest.raises(SpecError) as info:
+        load_spec(path, overrides={"optim.batch_size": 8, "dat.seed": 1})
+    assert info.value.lines()[0].startswith(f"{path} (override) dat: unknown key")
 
 
 def test_unknown_pruner_is_reported(tmp_path):
