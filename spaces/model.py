@@ -252,6 +252,22 @@ class FloatParam(_Range):
     def coerce(self, value: Any) -> float:
         return float(value)
 
+    def ends(self) -> tuple[Any, ...]:
+        """Its two ends and, when both are integers, a value between them that is not
+        one (on the step grid): a float range given to an integer key (a batch size)
+        passes at its ends, and a trial would sample 23.7.
+
+        Example:
+            >>> FloatParam("b", 16, 64).ends(), FloatParam("b", 16, 64, step=8).ends()
+            ((16.0, 16.5, 64.0), (16.0, 64.0))
+        """
+        low, high = float(self.low), float(self.high)
+        if not (low.is_integer() and high.is_integer()) or low >= high:
+            return (low, high)
+        steps = [low + k * self.step for k in range(1, 65)] if self.step else [low + 0.5]
+        inner = next((v for v in steps if v < high and not v.is_integer()), None)
+        return (low, high) if inner is None else (low, inner, high)
+
 
 @dataclass(frozen=True)
 class IntParam(_Range):
