@@ -126,6 +126,14 @@ def _check_grid_and_objectives(
 ) -> SearchSpec:
     """Grid sweeps run every point (x repeats); several objectives need a sampler for them."""
     study = spec.study
+    metrics = [o.metric for o in study.objectives]
+    for i, metric in enumerate(metrics):
+        if metric in metrics[:i]:
+            problems.add(
+                ("study", "objective", i, "metric"),
+                f"'{metric}' is already objective {metrics.index(metric)}: "
+                "each objective is another metric",
+            )
     if len(study.objectives) > 1 and study.sampler.name not in MULTI_OBJECTIVE_SAMPLERS:
         problems.add(
             ("study", "sampler"),
