@@ -10,13 +10,16 @@ torch.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from spaces import SearchSpec, SpecError
 from spaces.compile import representative_configs
 from spaces.errors import Problems
 
-__all__ = ["builtin_dataset", "check_data", "needs_decoding"]
+__all__ = ["absolute_data_path", "builtin_dataset", "check_data", "needs_decoding"]
 
 
 def builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
@@ -65,3 +68,25 @@ def check_data(spec: SearchSpec) -> None:
     """
     if needs_decoding(spec):
         builtin_dataset(spec)
+
+
+def absolute_data_path(spec: SearchSpec) -> SearchSpec:
+    """The spec with a relative ``data.options.path`` made absolute (a relative path is
+    taken from the directory ``run`` is started in), so that the run's ``spec.yaml``
+    finds the data from any directory: ``resume`` and ``confirm`` from elsewhere.
+
+    Example:
+        >>> from spaces import parse_spec
+        >>> spec = parse_spec({"data": {"name": "npz", "options": {"path": "d.npz"}}},
+        ...                   source="s.yaml", builtin_trainable=False)
+        >>> Path(absolute_data_path(spec).base["data"]["options"]["path"]).is_absolute()
+        True
+    """
+    data = spec.base.get("data")
+    options = data.get("options") if isinstance(data, Mapping) else None
+    path = options.get("path") if isinstance(options, Mapping) else None
+    if not isinstance(path, str) or Path(path).expanduser().is_absolute():
+        return spec
+    absolute = str(Path(path).expanduser().resolve())
+    base = {**spec.base, "data": {**data, "options": {**options, "path": absolute}}}
+    return dataclasses.replace(spec, base=base)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.rundir import RunDir, RunInfo, connect_storage, resolve_storage_url
-from search.dataset import builtin_dataset
+from search.dataset import absolute_data_path, builtin_dataset
 from search.errors import RunError, RunInterrupted
 from search.tuner import build_bridge, check_resources, fit, init_ray
 from spaces import SearchSpec, SpecError
@@ -144,6 +144,7 @@ def run_search(
     base = dataset = None
     if trainable is None:  # decode the data first: a bad path fails before anything is written
         base, dataset = builtin_dataset(spec)
+        spec = absolute_data_path(spec)  # spec.yaml finds it from anywhere (resume, confirm)
     storage = resolve_storage_url(spec.study.storage, run.path)
     if spec.study.storage:  # a server that does not answer: refused before run.json
         connect_storage(storage, run.path)

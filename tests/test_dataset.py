@@ -80,3 +80,24 @@ def test_sound_data_is_decoded_once_and_data_without_options_not_at_all(tmp_path
     assert not needs_decoding(load_spec(_space(tmp_path, "{name: digits}")))
     (tmp_path / "none.yaml").write_text("budget: {trials: 2}\n", encoding="utf-8")
     assert not needs_decoding(load_spec(tmp_path / "none.yaml"))  # no data section at all
+
+
+def test_a_relative_data_path_is_recorded_absolute_for_resume_from_elsewhere(tmp_path, monkeypatch):
+    import numpy as np
+
+    from search.dataset import absolute_data_path
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    images = (rng.random((40, 8, 8)) * 255).astype("uint8")
+    np.savez(data / "d.npz", images=images, labels=rng.integers(0, 3, 40))
+    monkeypatch.chdir(tmp_path)  # the path is taken from where run starts
+    spec = load_spec(_space(tmp_path, "{name: npz, options: {path: data/d.npz}}"))
+    recorded = absolute_data_path(spec)
+    assert recorded.base["data"]["options"]["path"] == str((data / "d.npz").resolve())
+    assert spec.base["data"]["options"]["path"] == "data/d.npz"  # the spec as given is kept
+    monkeypatch.chdir(data)  # from elsewhere the recorded path still decodes
+    _, dataset = builtin_dataset(recorded)
+    assert len(dataset.train_x) + len(dataset.val_x) == 40
+    assert absolute_data_path(recorded) is recorded  # an absolute path: as it is
