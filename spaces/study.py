@@ -330,7 +330,7 @@ def storage_problem(url: str) -> str | None:
 
     for scheme in ("sqlite:///", "journal:"):
         if url.startswith(scheme):
-            folder = Path(url.removeprefix(scheme)).expanduser().parent
+            folder = Path(url.removeprefix(scheme)).parent
             if folder.is_absolute() and not folder.is_dir():
                 return f"the folder {folder} does not exist"
             return None
