@@ -44,8 +44,18 @@ def _space_path(space: str | None) -> Path:
     if space is None:
         return shipped_spaces()["default"]
     path = Path(space)
-    if not path.exists() and space in shipped_spaces():
-        return shipped_spaces()[space]
+    if path.exists():
+        return path
+    shipped = shipped_spaces()
+    if space in shipped:
+        return shipped[space]
+    if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:  # a shipped name?
+        from spaces import SpecError
+        from trainables._registry import suggest
+
+        names = list(shipped)
+        message = f"no such file or shipped space{suggest(space, names)}; shipped: "
+        raise SpecError([(space, 0, "", message + ", ".join(names))])
     return path
 
 

@@ -263,3 +263,17 @@ def test_confirm_refuses_bad_input_in_one_line_before_ray(tmp_path):
     _finished_search(tmp_path / "pbt", trials=3, scheduler={"name": "pbt", "mutate": ["optim/lr"]})
     proc = sslsearch("confirm", "pbt", cwd=tmp_path)
     assert proc.returncode == 2 and "under PBT" in proc.stderr
+
+
+def test_a_misspelt_shipped_space_is_named_with_the_shipped_ones(tmp_path, monkeypatch, capsys):
+    import search.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["spaces", "check", "defualt", "default"]) == 1  # the second is checked
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(
+        "defualt no such file or shipped space (did you mean 'default'?); shipped: "
+    )
+    assert "mask_ratio_sweep" in out[0] and out[1] == "default: ok"
+    assert cli.main(["spaces", "check", "nope.yaml"]) == 1  # a file name: the file is missing
+    assert capsys.readouterr().out.strip() == "nope.yaml no such file"
