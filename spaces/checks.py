@@ -300,6 +300,7 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
         return
     _check_unused_options(configs, names, problems)
     _note_masks_per_ratio(spec, configs, catalogue, problems)
+    _note_nothing_masked(spec, configs, catalogue, problems)
     many = len(spec.study.objectives) > 1
     for cfg in configs:
         metrics = set(LOOP_METRICS)
@@ -374,3 +375,29 @@ def _note_masks_per_ratio(
         "configurations to the sampler, to budget.repeated_config and to confirm; "
         f"{{low: {first / n:g}, high: {last / n:g}, step: {1 / n:g}}} names each mask once",
     )
+
+
+def _note_nothing_masked(
+    spec: SearchSpec, configs: list, catalogue: Any, problems: Problems
+) -> None:
+    """A ratio that masks no token under an objective that reconstructs masked tokens:
+    its reconstruction term is 0 (no gradient); a baseline, if meant."""
+    for cfg in configs:
+        if not catalogue.entry("objective", cfg.loss.name).meta["masks"]:
+            continue
+        n = token_count(cfg, catalogue=catalogue)
+        ratios = [cfg.mask.ratio]  # a schedule moves it monotonically to its end
+        if cfg.mask.schedule != "constant" and cfg.mask.ratio_end is not None:
+            ratios.append(cfg.mask.ratio_end)
+        if n is None or any(num_masked(n, r) > 0 for r in ratios):
+            continue
+        key = "mask/ratio"
+        path = ("params", key) if key in spec.param_names else ("mask", "ratio")
+        problems.note(
+            path,
+            f"a ratio of {cfg.mask.ratio:g} masks round({n} x {cfg.mask.ratio:g}) = 0 of the "
+            f"encoder's {n} patch tokens: '{cfg.loss.name}' reconstructs nothing, so its "
+            "reconstruction term is 0 and sends the encoder no gradient (a baseline, if that "
+            "is meant)",
+        )
+        return

@@ -233,3 +233,26 @@ def test_rankme_as_the_objective_of_an_augmentation_search_is_noted(tmp_path):
     assert notes("knn_top1", jitter) == ()  # a labelled objective
     lr = {"optim/lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
     assert notes("rankme", lr) == ()  # no augmentation searched: RankMe's own family
+
+
+def test_a_ratio_that_masks_no_token_is_noted(tmp_path):
+    from spaces import load_spec
+
+    def notes(**sections):
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
+        return [n for n in load_spec(tmp_path / "s.yaml").notes if "= 0 of" in n]
+
+    # 16 tokens on 8x8 digits: 0.03 x 16 rounds to 0 (a trial's loss is 0, no gradient)
+    [note] = notes(mask={"ratio": 0.03})
+    assert note == (
+        f"{tmp_path / 's.yaml'}:2 mask/ratio: a ratio of 0.03 masks round(16 x 0.03) = 0 of "
+        "the encoder's 16 patch tokens: 'mae' reconstructs nothing, so its reconstruction "
+        "term is 0 and sends the encoder no gradient (a baseline, if that is meant)"
+    )
+    ratio = {"type": "float", "low": 0.0, "high": 0.5, "step": 0.0625}  # its low end
+    assert notes(params={"mask/ratio": ratio})[0].startswith(
+        f"{tmp_path / 's.yaml'}:2 params/mask/ratio: a ratio of 0 masks"
+    )
+    assert notes(mask={"ratio": 0.04}) == []  # one token
+    assert notes(mask={"ratio": 0.0, "schedule": "linear", "ratio_end": 0.5}) == []  # ramps up
+    assert notes(mask={"ratio": 0.0}, loss={"name": "simclr"}) == []  # masks nothing anyway
