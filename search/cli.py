@@ -24,17 +24,20 @@ __all__ = ["main"]
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    import yaml
+    """``key.path=value`` -> {key.path: value}; each value read as the space files are
+    (safe YAML, aliases bounded)."""
+    from spaces import SpecError
+    from spaces.load import load_with_lines
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
+        if not sep or not key or "" in key.split("."):
             raise InputError(f"--set {item!r}: expected key.path=value")
         try:
-            out[key] = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError as err:
-            raise InputError(f"--set {item!r}: value is not valid YAML ({err})") from None
+            out[key] = load_with_lines(raw, f"--set {key}")[0] if raw else ""
+        except SpecError as err:
+            raise InputError(f"--set {item[:200]!r}: {err.problems[0][3]}") from None
     return out
 
 

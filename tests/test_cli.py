@@ -277,3 +277,24 @@ def test_a_misspelt_shipped_space_is_named_with_the_shipped_ones(tmp_path, monke
     assert "mask_ratio_sweep" in out[0] and out[1] == "default: ok"
     assert cli.main(["spaces", "check", "nope.yaml"]) == 1  # a file name: the file is missing
     assert capsys.readouterr().out.strip() == "nope.yaml no such file"
+
+
+def test_set_values_are_read_as_space_files_are(capsys):
+    import search.cli as cli
+    from trainables.errors import InputError
+
+    assert cli._parse_sets(["budget.trials=7", "probe.names=[knn, rankme]", "x="]) == {
+        "budget.trials": 7,
+        "probe.names": ["knn", "rankme"],
+        "x": "",
+    }
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 7)]
+    bomb = f"aug.hflip.p=[{', '.join(levels)}]"  # 9^7 values once its aliases are followed
+    with pytest.raises(InputError, match="expands to more than 100,000 values"):
+        cli._parse_sets([bomb])
+    with pytest.raises(InputError, match="unsafe tag refused"):
+        cli._parse_sets(["x=!!python/object/apply:os.system [ls]"])
+    for malformed in (".x=1", "a..b=1", "a.=1", "=1", "a"):
+        with pytest.raises(InputError, match=r"expected key\.path=value"):
+            cli._parse_sets([malformed])

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import reprlib
 
 __all__ = ["InputError", "SSLSearchError", "shown"]
 
@@ -36,6 +37,12 @@ class InputError(SSLSearchError, ValueError):
     """Bad input that is not a space file: a flag, a path, a run directory, a trainable."""
 
 
+#: how a message shows a value: a long string or a deep or long collection cut short
+_SHORT = reprlib.Repr()  # (Python 3.11's takes no keyword arguments)
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 80, 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 8
+
+
 def shown(value: object) -> str:
     """``repr(value)`` for a message, with a hint when YAML read a number as text.
 
@@ -50,8 +57,10 @@ def shown(value: object) -> str:
         "'1.0e5' (text: YAML reads 1.0e5 as a string; write 1.0e+5)"
         >>> shown(0.5), shown("fast"), shown("inf")
         ('0.5', "'fast'", "'inf'")
+        >>> shown([[["x"] * 9] * 9] * 9)  # what a message shows is bounded
+        "[[['x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ...], [...], ...], [[...], ...], ...]"
     """
-    text = repr(value)
+    text = _SHORT.repr(value) if isinstance(value, list | tuple | dict | set | str) else repr(value)
     if not isinstance(value, str) or not value.strip():
         return text
     try:
