@@ -422,10 +422,17 @@ class RunDir:
                 f"{self.path}: its study is missing ({where} does not exist); "
                 "a run directory resumes and reports against its own study only"
             )
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             study = optuna.load_study(study_name=name, storage=open_storage(storage))
         except KeyError:
             raise InputError(f"{self.path}: there is no study '{name}' in {storage}") from None
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise InputError(
+                f"{self.path}: its study cannot be read from {storage}: {reason}"
+            ) from None
         problem = _mismatch(study, self.spec())
         if problem:
             raise InputError(f"{self.path}: its study does not match {SPEC_FILE}: {problem}")

@@ -201,6 +201,10 @@ def test_a_missing_or_foreign_study_is_refused_and_never_created(tmp_path):
     )
     with pytest.raises(InputError, match="sampled y, which the spec does not declare"):
         RunDir(foreign.path).open_study()
+    broken, _ = _run_with_study(tmp_path / "d")  # a study file that is no database
+    (broken.path / "study.db").write_bytes(b"garbage{")
+    with pytest.raises(InputError, match=r"its study cannot be read from sqlite:.*not a database"):
+        broken.open_study()
 
 
 def test_a_new_run_needs_a_directory_it_can_create_and_no_run_in_it(tmp_path, monkeypatch):
