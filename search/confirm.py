@@ -41,6 +41,7 @@ from analysis.confirm import (
 )
 from analysis.results import result_rows
 from analysis.rundir import CONFIRM_DIR, Attr, RunDir, write_text_atomic
+from search.dataset import absolute_path_sets
 from search.errors import RunInterrupted
 from search.noise import SideRecorder
 from spaces import SearchSpec, load_spec
@@ -94,7 +95,9 @@ def _plan(
     if saved is not None:
         base = {k: getattr(saved, k) for k in base}
     chosen = {k: (given[k] if given[k] is not None else base[k]) for k in base}
-    chosen_sets = tuple(sorted((sets or {}).items())) if sets else (saved.sets if saved else ())
+    chosen_sets = (  # a relative data path as it is found now: the plan is read again later
+        tuple(sorted(absolute_path_sets(sets).items())) if sets else (saved.sets if saved else ())
+    )
     study = run.open_study()
     direction = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     candidates = choose(

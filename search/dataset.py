@@ -19,7 +19,13 @@ from spaces import SearchSpec, SpecError
 from spaces.compile import representative_configs
 from spaces.errors import Problems
 
-__all__ = ["absolute_data_path", "builtin_dataset", "check_data", "needs_decoding"]
+__all__ = [
+    "absolute_data_path",
+    "absolute_path_sets",
+    "builtin_dataset",
+    "check_data",
+    "needs_decoding",
+]
 
 
 def builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
@@ -87,6 +93,25 @@ def absolute_data_path(spec: SearchSpec) -> SearchSpec:
     path = options.get("path") if isinstance(options, Mapping) else None
     if not isinstance(path, str) or Path(path).expanduser().is_absolute():
         return spec
-    absolute = str(Path(path).expanduser().resolve())
-    base = {**spec.base, "data": {**data, "options": {**options, "path": absolute}}}
+    base = {**spec.base, "data": {**data, "options": {**options, "path": _absolute(path)}}}
     return dataclasses.replace(spec, base=base)
+
+
+def absolute_path_sets(sets: Mapping[str, Any]) -> dict[str, Any]:
+    """``--set`` overrides with a relative ``data.options.path`` made absolute, as
+    :func:`absolute_data_path` does for a run's spec (``confirm`` keeps its overrides
+    in its plan, which a later session reads from wherever it is started).
+
+    Example:
+        >>> Path(absolute_path_sets({"data.options.path": "d.npz"})["data.options.path"]).name
+        'd.npz'
+    """
+    out = dict(sets)
+    path = out.get("data.options.path")
+    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+        out["data.options.path"] = _absolute(path)
+    return out
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())

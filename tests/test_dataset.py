@@ -101,3 +101,17 @@ def test_a_relative_data_path_is_recorded_absolute_for_resume_from_elsewhere(tmp
     _, dataset = builtin_dataset(recorded)
     assert len(dataset.train_x) + len(dataset.val_x) == 40
     assert absolute_data_path(recorded) is recorded  # an absolute path: as it is
+
+
+def test_confirm_s_data_path_override_is_kept_absolute(tmp_path, monkeypatch):
+    from search.dataset import absolute_path_sets
+
+    monkeypatch.chdir(tmp_path)
+    sets = {"data.options.path": "big/d.npz", "budget.epochs": 40}
+    assert absolute_path_sets(sets) == {
+        "data.options.path": str((tmp_path / "big" / "d.npz").resolve()),
+        "budget.epochs": 40,
+    }
+    assert sets["data.options.path"] == "big/d.npz"  # the given mapping is not changed
+    kept = {"data.options.path": "/data/d.npz", "data.options.count": 9}
+    assert absolute_path_sets(kept) == kept
