@@ -37,6 +37,7 @@ import yaml
 from analysis.results import join, result_files
 from spaces import load_spec
 from spaces.compile import FIXED_ATTR_PREFIX, SEED_ATTR
+from spaces.study import storage_file
 from trainables.catalogue import metric_direction, shipped
 from trainables.errors import InputError
 
@@ -211,14 +212,6 @@ def resolve_storage_url(url: str | None, run_dir: str | Path) -> str:
     return url
 
 
-def _storage_file(url: str) -> Path | None:
-    """The file of a SQLite or journal storage URL (None for a database server)."""
-    for scheme in ("sqlite:///", "journal:"):
-        if url.startswith(scheme):
-            return Path(url.removeprefix(scheme))
-    return None
-
-
 def _mismatch(study: optuna.Study, spec: SearchSpec) -> str | None:
     """How the study differs from the spec that made it (None: it does not)."""
     directions = [d.name.lower() for d in study.directions]
@@ -265,7 +258,7 @@ def connect_storage(url: str, run_dir: str | Path) -> None:
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    path = _storage_file(url)
+    path = storage_file(url)
     inside = Path(run_dir).resolve()
     if path is not None and path.parent.resolve().is_relative_to(inside):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -416,7 +409,7 @@ class RunDir:
         import optuna
 
         storage, name = self.study_ref()
-        where = _storage_file(storage)
+        where = storage_file(storage)
         if where is not None and not where.exists():
             raise InputError(
                 f"{self.path}: its study is missing ({where} does not exist); "

@@ -13,6 +13,7 @@ name, with their options, are declared here too (Ray builds them in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -30,6 +31,7 @@ __all__ = [
     "register_pruner",
     "register_sampler",
     "resolved_options",
+    "storage_file",
     "storage_problem",
 ]
 
@@ -313,6 +315,19 @@ LOGGERS: dict[str, tuple[tuple[str, ...], str]] = {
 _DRIVERS = {"postgresql": ("psycopg2", "psycopg", "pg8000"), "mysql": ("pymysql", "mysqldb")}
 
 
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal storage URL (None for a database server).
+
+    Example:
+        >>> storage_file("journal:study.log"), storage_file("postgresql+psycopg2://h/db")
+        (PosixPath('study.log'), None)
+    """
+    for scheme in ("sqlite:///", "journal:"):
+        if url.startswith(scheme):
+            return Path(url.removeprefix(scheme))
+    return None
+
+
 def storage_problem(url: str) -> str | None:
     """What keeps the storage URL ``url`` from opening, known without connecting:
     a file storage's folder that does not exist (a relative path lies in the run
@@ -326,14 +341,11 @@ def storage_problem(url: str) -> str | None:
         >>> storage_problem("mysql+nosuchdriver://host/db")
         "SQLAlchemy has no driver 'mysql+nosuchdriver'"
     """
-    from pathlib import Path
-
-    for scheme in ("sqlite:///", "journal:"):
-        if url.startswith(scheme):
-            folder = Path(url.removeprefix(scheme)).parent
-            if folder.is_absolute() and not folder.is_dir():
-                return f"the folder {folder} does not exist"
-            return None
+    path = storage_file(url)
+    if path is not None:
+        if path.parent.is_absolute() and not path.parent.is_dir():
+            return f"the folder {path.parent} does not exist"
+        return None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
