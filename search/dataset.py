@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from spaces import SearchSpec, SpecError
+from spaces.checks import add_trial_problems
 from spaces.compile import representative_configs
 from spaces.errors import Problems
 
@@ -33,21 +34,31 @@ def builtin_dataset(spec: SearchSpec) -> tuple[Any, Any]:
 
     The first of the configs ``spaces check`` validates (every parameter at its
     low end): the fixed settings alone are no trial when a parameter overrides them.
+    Each of those configs on this data is then checked against it
+    (:func:`trainables.validate.dataset_problems`: classes, k, image geometry).
 
     Raises:
         SpecError: the data cannot be read, located at the space's data key.
     """
     from trainables.config import ConfigError
     from trainables.data import load_dataset
-    from trainables.validate import parse_trial_config
+    from trainables.validate import dataset_problems, parse_trial_config
 
+    problems = Problems(spec.source, spec.lines)
     try:
         base = parse_trial_config(next(representative_configs(spec)))
-        return base, load_dataset(base.data)
+        dataset = load_dataset(base.data)
     except ConfigError as err:
-        problems = Problems(spec.source, spec.lines)
         problems.add_key(err.path, err.message)
         raise SpecError(problems.items) from None
+    seen: set = set()
+    for config in representative_configs(spec):  # what only the decoded data shows
+        cfg = parse_trial_config(config)
+        if cfg.data == base.data:
+            add_trial_problems(spec, problems, dataset_problems(cfg, dataset), seen)
+    if problems.items:
+        raise SpecError(problems.items)
+    return base, dataset
 
 
 def needs_decoding(spec: SearchSpec) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from spaces.compile import grid_search_space, grid_size, representative_configs
@@ -28,11 +29,11 @@ from spaces.study import (
 )
 from trainables._registry import UnknownNameError, check_value
 from trainables.catalogue import LOOP_METRICS, shipped
-from trainables.config import num_masked
+from trainables.config import ConfigError, num_masked
 from trainables.errors import shown
 from trainables.validate import config_problems, token_count
 
-__all__ = ["check_conditions", "check_spec", "pbt_mutated"]
+__all__ = ["add_trial_problems", "check_conditions", "check_spec", "pbt_mutated"]
 
 
 def check_spec(
@@ -286,16 +287,7 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
         cfg, found = config_problems(config, catalogue=catalogue)
         if cfg is not None and not found:
             configs.append(cfg)
-        for err in found:
-            if (err.path, err.message) in seen:
-                continue
-            seen.add((err.path, err.message))
-            # The problem is in a param when the key path starts with one.
-            param = next((n for n in names if err.path == n or err.path.startswith(n + "/")), None)
-            if param is not None:
-                problems.add(("params", param), err.message)
-            else:
-                problems.add_key(err.path, err.message)
+        add_trial_problems(spec, problems, found, seen)
     if problems.items:
         return
     _check_unused_options(configs, names, problems)
@@ -314,6 +306,23 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
                 reported = ", ".join(sorted(metrics))
                 problems.add(path, f"no probe reports '{objective.metric}'; reported: {reported}")
                 return
+
+
+def add_trial_problems(
+    spec: SearchSpec, problems: Problems, found: Iterable[ConfigError], seen: set
+) -> None:
+    """Record a trial config's problems once each (``seen``: those recorded): at the
+    parameter that sets the key when one does, else at the key."""
+    names = spec.param_names
+    for err in found:
+        if (err.path, err.message) in seen:
+            continue
+        seen.add((err.path, err.message))
+        param = next((n for n in names if err.path == n or err.path.startswith(n + "/")), None)
+        if param is not None:
+            problems.add(("params", param), err.message)
+        else:
+            problems.add_key(err.path, err.message)
 
 
 def _check_unused_options(configs: list, names: set[str], problems: Problems) -> None:

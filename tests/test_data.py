@@ -15,7 +15,7 @@ from PIL import Image
 
 from trainables import ConfigError
 from trainables.config import DataConfig
-from trainables.data import DATA_SOURCES, SHAPES, load_dataset, shapes
+from trainables.data import DATA_SOURCES, SHAPES, class_indices, load_dataset, shapes
 
 
 def png_bytes(color, size=(10, 12)):
@@ -249,6 +249,63 @@ def test_npz_layouts_and_label_mismatch(tmp_path):
     np.savez(tmp_path / "c.npz", images=np.zeros((5, 6, 6), dtype=np.float32))
     with pytest.raises(ConfigError, match="expected uint8"):
         load("npz", path=str(tmp_path / "c.npz"), labels_key=None)
+
+
+def test_labels_become_class_indices_in_sorted_order():
+    assert class_indices(torch.tensor([5, -3, 5, 1_000_000])).tolist() == [1, 0, 1, 2]
+    assert class_indices(torch.tensor([2.0, 0.0, 2.0])).tolist() == [1, 0, 1]  # integral floats
+    for bad, fragment in (
+        (torch.tensor([0.5, 1.0]), "fractions or NaN"),
+        (torch.tensor([float("nan"), 1.0]), "fractions or NaN"),
+        (torch.zeros(3, 2), "one label per image"),
+    ):
+        with pytest.raises(ConfigError, match=fragment) as info:
+            class_indices(bad, "data/options/labels_key", "x.npz")
+        assert info.value.path == "data/options/labels_key"
+
+
+def test_npz_labels_of_any_names_and_wrong_shapes(tmp_path):
+    images = np.zeros((6, 8, 8), dtype=np.uint8)
+    cases = {
+        "names": np.array(["cat", "dog", "ant"] * 2),  # classes in sorted order: ant cat dog
+        "sparse": np.array([-7, 400, 9, -7, 400, 9]),
+    }
+    expected = {"names": [1, 2, 0, 1, 2, 0], "sparse": [0, 2, 1, 0, 2, 1]}
+    for name, labels in cases.items():
+        np.savez(tmp_path / f"{name}.npz", images=images, labels=labels)
+        assert DATA_SOURCES["npz"](path=str(tmp_path / f"{name}.npz"))[1].tolist() == expected[name]
+    ds = load("npz", path=str(tmp_path / "sparse.npz"))
+    assert ds.num_classes == 3  # not 408: a probe's scores are one column per class
+    for name, labels, fragment in (
+        ("onehot", np.eye(3)[np.arange(6) % 3], r"one label per image, an array of shape \(6,\)"),
+        ("fractions", np.arange(6) / 4, "fractions"),
+    ):
+        np.savez(tmp_path / f"{name}.npz", images=images, labels=labels)
+        with pytest.raises(ConfigError, match=fragment) as info:
+            load("npz", path=str(tmp_path / f"{name}.npz"))
+        assert info.value.path == "data/options/labels_key"
+
+
+@pytest.mark.parametrize(
+    ("count", "val_fraction", "path", "fragment"),
+    [
+        (0, 0.25, "data/options", "0 images; at least 2 are needed"),
+        (1, 0.25, "data/options", "1 image; at least 2 are needed"),
+        (3, 0.9, "data/val_fraction", "3 images; val_fraction 0.9 holds out all of them"),
+    ],
+)
+def test_data_that_leaves_nothing_to_train_on_is_refused(
+    tmp_path, count, val_fraction, path, fragment
+):
+    np.savez(tmp_path / "d.npz", images=np.zeros((count, 8, 8), dtype=np.uint8))
+    cfg = DataConfig(
+        name="npz",
+        val_fraction=val_fraction,
+        options={"path": str(tmp_path / "d.npz"), "labels_key": None},
+    )
+    with pytest.raises(ConfigError, match=fragment) as info:
+        load_dataset(cfg)
+    assert info.value.path == path
 
 
 def test_unknown_option_is_a_config_error():

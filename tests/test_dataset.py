@@ -115,3 +115,33 @@ def test_confirm_s_data_path_override_is_kept_absolute(tmp_path, monkeypatch):
     assert sets["data.options.path"] == "big/d.npz"  # the given mapping is not changed
     kept = {"data.options.path": "/data/d.npz", "data.options.count": 9}
     assert absolute_path_sets(kept) == kept
+
+
+def test_what_only_the_decoded_data_shows_is_refused_at_its_line(tmp_path):
+    import numpy as np
+
+    images = np.zeros((12, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "one.npz", images=images, labels=np.zeros(12, dtype=np.int64))
+    np.savez(tmp_path / "ten.npz", images=images, labels=np.arange(12) % 3)
+    path = tmp_path / "s.yaml"
+    for data, extra, expected in (
+        ("one", "", [":3 probe/names: probe 'knn' tells classes apart"]),
+        (  # the k a parameter reaches, at the parameter (9 training images)
+            "ten",
+            "  probe/knn/k: {type: int, low: 2, high: 10}\n",
+            [":6 params/probe/knn/k: 10 neighbours, but data 'npz' holds 9 training images"],
+        ),
+    ):
+        path.write_text(
+            "budget: {trials: 2, epochs: 1}\n"
+            f"data: {{name: npz, options: {{path: {tmp_path / data}.npz}}}}\n"
+            "probe: {names: [knn]}\n"
+            "params:\n"
+            "  mask/ratio: {type: float, low: 0.25, high: 0.75, step: 0.25}\n" + extra,
+            encoding="utf-8",
+        )
+        spec = load_spec(path)  # the registries alone cannot know: the file must be read
+        with pytest.raises(SpecError) as info:
+            check_data(spec)
+        lines = [line.removeprefix(str(path)) for line in info.value.lines()]
+        assert [line[: len(e)] for line, e in zip(lines, expected, strict=True)] == expected

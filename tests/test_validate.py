@@ -248,3 +248,61 @@ def test_checks_across_sections_wait_for_the_sections_they_read():
     assert [e.path for e in config_problems(tiles)[1]] == ["model/patch_size"]
     tiles["data"]["val_fraction"] = 2.0
     assert [e.path for e in config_problems(tiles)[1]] == ["data/val_fraction"]
+
+
+def test_knn_k_is_checked_against_the_training_images_a_source_declares():
+    # digits: 1,797 images, a quarter held out: 1,348 to train on
+    parse_trial_config({"probe": {"knn": {"k": 1348}}})
+    with pytest.raises(ConfigError, match="1349 neighbours, but data 'digits' holds 1348") as info:
+        parse_trial_config({"probe": {"knn": {"k": 1349}}})
+    assert info.value.path == "probe/knn/k"
+    shapes = {"name": "shapes", "options": {"count": 40, "image_size": 16}, "val_fraction": 0.5}
+    with pytest.raises(ConfigError, match="holds 20 training images"):
+        parse_trial_config({"data": shapes, "probe": {"knn": {"k": 21}}})
+    # the default k (20) is cut to the images there are, and a probe set without kNN is free
+    parse_trial_config({"data": {**shapes, "options": {"count": 10, "image_size": 16}}})
+    parse_trial_config({"probe": {"names": ["rankme"], "knn": {"k": 5000}}})
+
+
+def _decoded(tmp_path, images, labels=None):
+    import numpy as np
+
+    from trainables.data import load_dataset
+
+    arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+    np.savez(tmp_path / "d.npz", **arrays)
+    options = {"path": str(tmp_path / "d.npz"), "labels_key": None if labels is None else "labels"}
+    data = {"name": "npz", "options": options}
+    return data, load_dataset(parse_trial_config({"data": data}).data)
+
+
+def test_dataset_problems_are_what_only_the_decoded_data_shows(tmp_path):
+    import numpy as np
+
+    from trainables.validate import dataset_problems
+
+    def problems(config, dataset):
+        return [(p.path, p.message) for p in dataset_problems(parse_trial_config(config), dataset)]
+
+    images = np.zeros((12, 8, 8), dtype=np.uint8)
+    data, ds = _decoded(tmp_path, images, np.arange(12) % 3)
+    assert problems({"data": data}, ds) == []  # 9 training images: the default k is cut to 9
+    [(path, message)] = problems({"data": data, "probe": {"knn": {"k": 10}}}, ds)
+    assert path == "probe/knn/k" and "holds 9 training images" in message
+    [(path, message)] = problems({"data": data, "model": {"patch_size": 3}}, ds)
+    assert path == "model/patch_size" and "patch size 3 does not tile the 8x8 images" in message
+    # one class: every image is 'right' (kNN 1.0 from the first epoch); no labels at all
+    data, ds = _decoded(tmp_path, images, np.zeros(12, dtype=np.int64))
+    [(path, message)] = problems({"data": data}, ds)
+    assert path == "probe/names" and "hold 1 class" in message
+    assert problems({"data": data, "probe": {"names": ["rankme"]}}, ds) == []
+    data, ds = _decoded(tmp_path, images)
+    [(path, message)] = problems({"data": data}, ds)
+    assert path == "probe/names" and "needs labels" in message
+    data, ds = _decoded(tmp_path, np.zeros((12, 8, 16), dtype=np.uint8), np.arange(12) % 3)
+    [(path, message)] = problems({"data": data}, ds)
+    assert path == "data/name" and "8x16 images; the encoders take square images" in message
+    cnn = {"model": {"name": "resnet_small"}, "loss": {"name": "vicreg"}}
+    assert [p for p, _ in problems({"data": data, **cnn, "probe": {"feature": "pooled"}}, ds)] == [
+        "data/name"
+    ]

@@ -67,6 +67,16 @@ class DataConfig:
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def split(self, count: int) -> tuple[int, int]:
+        """How many of ``count`` images train and how many are held out (at least one).
+
+        Example:
+            >>> DataConfig().split(1797)  # the digits, a quarter held out
+            (1348, 449)
+        """
+        held_out = max(1, round(count * self.val_fraction))
+        return count - held_out, held_out
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -30,6 +30,7 @@ __all__ = [
     "DATA_SOURCES",
     "SHAPES",
     "Dataset",
+    "class_indices",
     "load_dataset",
     "register_data_source",
 ]
@@ -79,7 +80,7 @@ class Dataset:
         return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
 
 
-@register_data_source("digits", geometry={"image_size": 8, "channels": 1})
+@register_data_source("digits", geometry={"image_size": 8, "channels": 1}, count=1797)
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes)."""
     from sklearn.datasets import load_digits
@@ -132,6 +133,7 @@ def _shape_mask(kind: str, size: int, cx: float, cy: float, r: float, angle: flo
 @register_data_source(
     "shapes",
     geometry={"image_size": "image_size", "channels": 3},
+    count="count",  # how many images: this option says
     limits={
         "count": "[10, 1000000]",  # enough to hold out a probe set; bounded memory
         "image_size": "[8, 512]",
@@ -443,12 +445,48 @@ def npz(
         raise ConfigError("data/options/images_key", f"{path}: expected 3 or 4 dimensions")
     if labels_key is None:
         return torch.from_numpy(np.ascontiguousarray(images)), None
-    labels = archive[labels_key]
-    if len(labels) != len(images):
+    images = torch.from_numpy(np.ascontiguousarray(images))
+    return images, _npz_labels(archive[labels_key], len(images), path)
+
+
+def _npz_labels(labels: np.ndarray, count: int, path: str) -> torch.Tensor:
+    key = "data/options/labels_key"
+    if labels.ndim != 1:
         raise ConfigError(
-            "data/options/labels_key", f"{path}: {len(labels)} labels for {len(images)} images"
+            key,
+            f"{path}: expected one label per image, an array of shape ({count},); "
+            f"got shape {labels.shape}",
         )
-    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels).long()
+    if len(labels) != count:
+        raise ConfigError(key, f"{path}: {len(labels)} labels for {count} images")
+    if labels.dtype.kind in "US":  # class names: their sorted order numbers them
+        labels = np.unique(labels, return_inverse=True)[1].reshape(-1)
+    elif labels.dtype.kind not in "biuf":
+        raise ConfigError(key, f"{path}: expected integer or string labels, got {labels.dtype}")
+    return class_indices(torch.from_numpy(labels), key, path)
+
+
+def class_indices(labels: torch.Tensor, key: str = "data/name", source: str = "") -> torch.Tensor:
+    """Labels as class indices ``0 .. C-1``: the distinct values in sorted order
+    (any integers: negative, sparse), so a probe's classes are the classes there are.
+
+    Raises:
+        ConfigError: at ``key``: the labels are not one per image or not integral.
+
+    Example:
+        >>> class_indices(torch.tensor([-1, 7, 7, 1000]))
+        tensor([0, 1, 1, 2])
+    """
+    where = f"{source}: " if source else ""
+    if labels.ndim != 1:
+        raise ConfigError(
+            key, f"{where}expected one label per image, got shape {tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        raise ConfigError(key, f"{where}labels must name classes (integers); got fractions or NaN")
+    if labels.is_complex():
+        raise ConfigError(key, f"{where}labels must name classes (integers), got {labels.dtype}")
+    return torch.unique(labels, return_inverse=True)[1].long()
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
@@ -472,11 +510,22 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         raise ConfigError("data/name", f"{cfg.name} must return uint8 [N, C, H, W] images")
     if labels is not None and len(labels) != len(images):
         raise ConfigError("data/name", f"{cfg.name}: {len(labels)} labels for {len(images)} images")
+    if labels is not None:
+        labels = class_indices(labels, "data/name", cfg.name)
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ConfigError("data/val_fraction", f"expected in (0, 1), got {cfg.val_fraction}")
     n = len(images)
+    n_train, n_val = cfg.split(n)
+    if n_train < 1:
+        key = "data/val_fraction" if n > 1 else ("data/options" if cfg.options else "data/name")
+        raise ConfigError(
+            key,
+            f"{cfg.name}: {n} images; val_fraction {cfg.val_fraction} holds out all of them"
+            if n > 1
+            else f"{cfg.name}: {n} image{'' if n == 1 else 's'}; at least 2 are needed, "
+            "one to train on and one to hold out for the probes",
+        )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
-    n_val = max(1, round(n * cfg.val_fraction))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     return Dataset(
         train_x=images[train_idx].contiguous(),

@@ -26,7 +26,7 @@ from trainables.masking import MASKING, make_mask
 from trainables.objectives import OBJECTIVES
 from trainables.probes import PROBES
 from trainables.schedules import ratio_at
-from trainables.validate import attention_refusal
+from trainables.validate import attention_refusal, dataset_problems
 
 __all__ = [
     "NonFiniteLossError",
@@ -82,13 +82,8 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
-        for name in cfg.probe.names:
-            if PROBES.meta(name)["needs_labels"] and dataset.train_y is None:
-                raise ConfigError(
-                    "probe/names",
-                    f"probe '{name}' needs labels but data '{dataset.name}' has none; "
-                    "use rankme, alpha_req, align_uniform or lidar",
-                )
+        for problem in dataset_problems(cfg, dataset):  # checked before any trial too
+            raise problem
         self.train_x = dataset.train_x.to(self.device)
         self.val_x = dataset.val_x.to(self.device)
         self.train_y = None if dataset.train_y is None else dataset.train_y.to(self.device)

@@ -130,7 +130,8 @@ def knn(
 ) -> dict[str, float]:
     """Weighted kNN on L2-normalised features (cosine similarity).
 
-    Each of the ``k`` nearest training features votes for its label with
+    Each of the ``k`` nearest training features (all of them when there are
+    fewer; a space that gives a larger ``k`` is refused) votes for its label with
     weight ``exp(sim / temperature)`` (``weighting="exp"``, as in DINO and
     InstDisc) or 1 (``"uniform"``). Ties go to the lowest class index.
 

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainables._registry import REQUIRED, UnknownNameError, check_value, suggest
 from trainables.catalogue import Catalogue, live
 from trainables.config import VIT_SIZES, ConfigError, TrialConfig
 from trainables.errors import shown
 
+if TYPE_CHECKING:  # the decoded data (torch): imported by the caller, never here
+    from trainables.data import Dataset
+
 __all__ = [
     "attention_refusal",
     "config_problems",
+    "dataset_problems",
     "option_problems",
     "parse_trial_config",
     "token_count",
@@ -161,6 +165,8 @@ def _problems(cfg: TrialConfig, cat: Catalogue) -> list[ConfigError]:
         _collect(found, _caught_check(_check_feature), cfg, cat)
     if sound["data"] and sound["model"] and sound["loss"] and sound["ranges"]:
         _collect(found, _caught_check(_check_geometry), cfg, cat)  # a patch size is >= 1
+    if sound["data"] and sound["probe"]:
+        _collect(found, _caught_check(_check_count), cfg, cat)
     return found
 
 
@@ -278,17 +284,15 @@ def _geometry(cfg: TrialConfig, cat: Catalogue) -> tuple[Any, Any, int] | None:
     geometry (a size or channel count the options leave open is None); None for
     any other encoder or data."""
     geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
-    if not geometry or cfg.model.name not in cat.names("encoder"):
-        return None
-    preset = cat.entry("encoder", cfg.model.name).options.get("patch_size")
-    if not isinstance(preset, int):
-        return None  # not a ViT preset (a size given to a CNN is refused in validate())
+    patch = _preset_patch(cfg, cat)
+    if not geometry or patch is None:
+        return None  # (a size given to a CNN is refused in validate())
     options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
     size, channels = (
         options.get(v) if isinstance(v, str) else v
         for v in (geometry["image_size"], geometry["channels"])
     )
-    return size, channels, cfg.model.patch_size or preset
+    return size, channels, patch
 
 
 def token_count(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> int | None:
@@ -306,13 +310,16 @@ def token_count(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> int 
 
 
 def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
-    """A preset ViT's patch must tile the images (when the source says their size), and
+    """A preset ViT's patch must tile the images (when the source says their size)."""
+    found = _geometry(cfg, cat)
+    if found is not None:
+        _check_patch(cfg, *found)
+
+
+def _check_patch(cfg: TrialConfig, size: Any, channels: Any, patch: int) -> None:
+    """A preset ViT's patch must tile images of ``size`` (None: not known), and
     ``norm_pix`` needs patches of more than one value (a 1x1 patch of one channel has
     no variance: its normalised target is NaN)."""
-    found = _geometry(cfg, cat)
-    if found is None:
-        return
-    size, channels, patch = found
     if isinstance(size, int) and size % patch:
         raise ConfigError(
             "model/patch_size",
@@ -327,6 +334,77 @@ def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
             f"(model/patch_size {patch}) of {channels} channel has one value; "
             "use patch_size >= 2 or norm_pix: false",
         )
+
+
+def _check_count(cfg: TrialConfig, cat: Catalogue) -> None:
+    """A kNN probe's k at most the training images, where the source says how many."""
+    declared = cat.entry("data", cfg.data.name).meta.get("count")
+    count = cfg.data.options.get(declared) if isinstance(declared, str) else declared
+    if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+        _check_neighbours(cfg, cfg.data.split(count)[0])
+
+
+def _check_neighbours(cfg: TrialConfig, train: int) -> None:
+    """A k the space gives must not exceed the training images (the default, 20, is
+    cut to all of them on smaller data)."""
+    k = cfg.probe.options.get("knn", {}).get("k")
+    if "knn" in cfg.probe.names and isinstance(k, int) and k > train:
+        raise ConfigError(
+            "probe/knn/k",
+            f"{k} neighbours, but data '{cfg.data.name}' holds {train} training "
+            f"image{'' if train == 1 else 's'} "
+            f"(val_fraction {cfg.data.val_fraction} held out); use k <= {train}",
+        )
+
+
+def dataset_problems(
+    cfg: TrialConfig, dataset: Dataset, *, catalogue: Catalogue | None = None
+) -> Iterator[ConfigError]:
+    """What only the decoded data shows, for a config :func:`validate` passed: a
+    labelled probe needs labels of two classes or more among the training images; a
+    kNN probe's k at most the training images; a preset ViT's patch must tile square
+    images (a source that does not declare its geometry: a file, a folder).
+
+    Example:
+        >>> from trainables.data import load_dataset
+        >>> cfg = TrialConfig.from_dict({"probe": {"names": ["knn"], "knn": {"k": 5000}}})
+        >>> for problem in dataset_problems(cfg, load_dataset(cfg.data)):
+        ...     print(problem.path, problem.message.split("; ")[-1])
+        probe/knn/k use k <= 1348
+    """
+    cat = catalogue or live()
+    labelled = [n for n in cfg.probe.names if cat.entry("probe", n).meta.get("needs_labels")]
+    if labelled and dataset.train_y is None:
+        yield ConfigError(
+            "probe/names",
+            f"probe '{labelled[0]}' needs labels but data '{dataset.name}' has none; "
+            "use rankme, alpha_req, align_uniform or lidar",
+        )
+    elif labelled and (classes := int(dataset.train_y.unique().numel())) < 2:
+        yield ConfigError(
+            "probe/names",
+            f"probe '{labelled[0]}' tells classes apart, but the training images of data "
+            f"'{dataset.name}' hold {classes} class{'' if classes == 1 else 'es'}; give "
+            "labels of two classes or more, "
+            "or use a label-free probe (rankme, alpha_req, align_uniform, lidar)",
+        )
+    yield from _caught(_check_neighbours, cfg, len(dataset.train_x))
+    height, width = (int(n) for n in dataset.train_x.shape[-2:])
+    if height != width:
+        yield ConfigError(
+            "data/name",
+            f"data '{dataset.name}': {height}x{width} images; the encoders take square images",
+        )
+    elif (patch := _preset_patch(cfg, cat)) is not None:
+        yield from _caught(_check_patch, cfg, width, int(dataset.train_x.shape[1]), patch)
+
+
+def _preset_patch(cfg: TrialConfig, cat: Catalogue) -> int | None:
+    """A preset ViT's patch size (the config's or the preset's); None for other encoders."""
+    if cfg.model.name not in cat.names("encoder"):
+        return None
+    preset = cat.entry("encoder", cfg.model.name).options.get("patch_size")
+    return (cfg.model.patch_size or preset) if isinstance(preset, int) else None
 
 
 def attention_refusal(strategy: str, problem: str) -> ConfigError:
