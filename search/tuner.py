@@ -12,6 +12,8 @@ import functools
 import logging
 import os
 import random
+import signal
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,7 @@ __all__ = [
     "run_config",
     "run_experiment",
     "session_seed",
+    "stop_as_ctrl_c",
 ]
 
 #: ``name -> (bridge, spec, metric, mode) -> TrialScheduler``; ``optuna`` is the pruning bridge.
@@ -54,7 +57,8 @@ register_logger = LOGGER_CALLBACKS.register
 
 
 def init_ray(address: str | None, *, num_cpus: int | None) -> None:
-    """Start a new local Ray (dashboard off) or attach to ``address`` (``auto``, ``ray://...``)."""
+    """Start a new local Ray (dashboard off) or attach to ``address`` (``auto``, ``ray://...``);
+    from then on SIGTERM stops the process as Ctrl-C does (:func:`stop_as_ctrl_c`)."""
     import ray
 
     if ray.is_initialized():
@@ -70,6 +74,16 @@ def init_ray(address: str | None, *, num_cpus: int | None) -> None:
         ray.init(address=address, **kwargs)
     else:  # "local": never attach to a cluster a stale /tmp/ray record points at
         ray.init(address="local", num_cpus=num_cpus, **kwargs)
+    if threading.current_thread() is threading.main_thread():
+        # ray.init makes SIGTERM exit at once, with a C++ stack on stderr
+        signal.signal(signal.SIGTERM, stop_as_ctrl_c)
+
+
+def stop_as_ctrl_c(signum: int, frame: Any) -> None:
+    """SIGTERM (a scheduler preempting the job, ``kill``, ``timeout``) stops a run or
+    confirm as Ctrl-C does: Tune stops its trials, the tables are written and the run
+    says how to resume it; outside Tune, as a ``KeyboardInterrupt``."""
+    signal.raise_signal(signal.SIGINT)
 
 
 def check_address(address: str, *, timeout: float = 10.0) -> None:

@@ -315,6 +315,36 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     )
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
+    """A scheduler preempting the job sends SIGTERM: Ray's handler exited at once with a
+    C++ stack on stderr, no tables and no word of how to resume."""
+    (tmp_path / "toy_trainable.py").write_text(TOY, encoding="utf-8")
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE), encoding="utf-8")
+    storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    cmd = ["run", "space.yaml", "--trainable", "toy_trainable:train", "--out", "run"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", *cmd],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while _finished(storage) < 1 and proc.poll() is None:  # a trial has finished
+        assert time.monotonic() < deadline, "no trial finished"
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read()[-2000:]
+    proc.terminate()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:]
+    assert "continue it with: sslsearch resume" in out
+    assert "SIGTERM received" not in out
+    assert (tmp_path / "run" / "trials.parquet").exists()
+    study = optuna.load_study(study_name="toy", storage=storage)
+    assert 1 <= finished_count(study) < 12  # stopped, not run to the end; resume goes on
+
+
 def _finished(storage: str) -> int:
     if not study_created(Path(storage.removeprefix("sqlite:///")), "toy"):
         return 0  # (loading it now would race the run's creation of the tables)
