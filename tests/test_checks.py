@@ -173,7 +173,7 @@ def test_a_ratio_finer_than_the_token_grid_is_noted_where_it_is_written(tmp_path
         {"budget": {"trials": 13}},  # no more trials than masks
         {"loss": {"name": "simclr"}},  # nothing masks tokens
         {"mask": {"schedule": "linear", "ratio_end": 0.2}},  # the ratio moves every step
-        {"model": {"name": "vit_tiny_patch16_224"}},  # a timm model: tokens not known
+        {"model": {"name": "vit_tiny_patch16_224", "patch_size": 2}},  # timm: tokens not known
     ],
 )
 def test_no_note_where_fine_ratios_differ_or_the_grid_is_unknown(tmp_path, more):

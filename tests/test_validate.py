@@ -103,6 +103,29 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
             "probe/feature",
             "'cls' reads the class token; 'vit_medium_patch16_gap_256' has none",
         ),
+        # AdamW refuses these only when a trial builds it; the schedule makes no sense
+        ({"optim": {"lr": 0.0}}, "optim/lr", "expected a value in (0, inf), got 0.0"),
+        ({"optim": {"weight_decay": -0.1}}, "optim/weight_decay", "in [0, inf), got -0.1"),
+        ({"optim": {"beta1": 1.0}}, "optim/beta1", "in [0, 1), got 1.0"),
+        ({"optim": {"beta2": -0.5}}, "optim/beta2", "in [0, 1), got -0.5"),
+        ({"optim": {"min_lr_ratio": 1.5}}, "optim/min_lr_ratio", "in [0, 1], got 1.5"),
+        ({"optim": {"warmup_epochs": -1}}, "optim/warmup_epochs", "in [0, inf), got -1"),
+        ({"optim": {"grad_clip": -1}}, "optim/grad_clip", "[0, inf) (0: no clipping)"),
+        # widths that heads do not split: timm's assertion, in the driver, was a traceback
+        ({"model": {"embed_dim": 98}}, "model/embed_dim", "embed_dim 98 does not split into 4"),
+        ({"model": {"num_heads": 5}}, "model/num_heads", "embed_dim 96 does not split into 5"),
+        ({"model": {"decoder_dim": 66}}, "model/decoder_dim", "decoder_dim 66 does not split"),
+        ({"model": {"decoder_heads": 0}}, "model/decoder_heads", "an integer >= 1, got 0"),
+        (  # a timm ViT's patch is timm's: it is built (on the meta device) to know it
+            {"model": {"name": "vit_tiny_patch16_224"}},
+            "model/patch_size",
+            "patch size 16 does not tile the 8x8 images of data 'digits'",
+        ),
+        (
+            {"model": {"name": "vit_tiny_patch16_224", "patch_size": 2, "embed_dim": 100}},
+            "model",
+            "timm cannot build 'vit_tiny_patch16_224' for 8x8 images of 1 channel(s) with",
+        ),
     ],
 )
 def test_bad_values_name_the_key_path(config, path, fragment):
@@ -123,7 +146,8 @@ def test_parsing_alone_does_not_check_registry_names():
 def test_features_and_ordered_options_that_exist_pass():
     cnn = {"model": {"name": "resnet_small"}, "loss": {"name": "simclr"}}
     parse_trial_config({**cnn, "probe": {"feature": "pooled"}})
-    gap = {"model": {"name": "vit_medium_patch16_gap_256"}}
+    big = {"name": "shapes", "options": {"image_size": 32}}  # 16-pixel patches tile 32 pixels
+    gap = {"model": {"name": "vit_medium_patch16_gap_256"}, "data": big}
     for feature in ("mean", "pooled"):
         parse_trial_config({**gap, "probe": {"feature": feature}})
     parse_trial_config({"aug": {"gaussian_blur": {"sigma_min": 1.0, "sigma_max": 1.0}}})
@@ -138,8 +162,13 @@ def test_attention_masking_is_checked_only_where_something_masks():
         "probe": {"feature": "pooled"},
     }
     parse_trial_config({**cfg, "mask": {"strategy": "attention"}})
-    for vit in ("vit_digits", "vit_tiny_patch16_224"):
-        parse_trial_config({"model": {"name": vit}, "mask": {"strategy": "attention"}})
+    parse_trial_config({"model": {"name": "vit_digits"}, "mask": {"strategy": "attention"}})
+    parse_trial_config(
+        {
+            "model": {"name": "vit_tiny_patch16_224", "patch_size": 4},
+            "mask": {"strategy": "attention"},
+        }
+    )
 
 
 def test_patch_geometry_is_checked_where_the_source_says_its_images():

@@ -16,13 +16,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainables._registry import REQUIRED, UnknownNameError, check_value, suggest
 from trainables.catalogue import Catalogue, live
-from trainables.config import VIT_SIZES, ConfigError, TrialConfig
+from trainables.config import VIT_SIZES, ConfigError, ModelConfig, TrialConfig
 from trainables.errors import shown
 
 if TYPE_CHECKING:  # the decoded data (torch): imported by the caller, never here
@@ -167,6 +169,8 @@ def _problems(cfg: TrialConfig, cat: Catalogue) -> list[ConfigError]:
         _collect(found, _caught_check(_check_geometry), cfg, cat)  # a patch size is >= 1
     if sound["data"] and sound["probe"]:
         _collect(found, _caught_check(_check_count), cfg, cat)
+    if sound["model"] and sound["loss"] and sound["ranges"]:
+        _collect(found, _caught_check(_check_heads), cfg, cat)
     return found
 
 
@@ -283,16 +287,24 @@ def _geometry(cfg: TrialConfig, cat: Catalogue) -> tuple[Any, Any, int] | None:
     """A preset ViT's ``(image size, channels, patch)`` on data that declares its
     geometry (a size or channel count the options leave open is None); None for
     any other encoder or data."""
-    geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
-    patch = _preset_patch(cfg, cat)
-    if not geometry or patch is None:
+    declared, patch = _declared_geometry(cfg, cat), _preset_patch(cfg, cat)
+    if declared is None or patch is None:
         return None  # (a size given to a CNN is refused in validate())
+    return *declared, patch
+
+
+def _declared_geometry(cfg: TrialConfig, cat: Catalogue) -> tuple[Any, Any] | None:
+    """``(image size, channels)`` where the data source declares them (None: an option
+    left open); None when it declares nothing (a file, a folder: known once decoded)."""
+    geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
+    if not geometry:
+        return None
     options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
     size, channels = (
         options.get(v) if isinstance(v, str) else v
         for v in (geometry["image_size"], geometry["channels"])
     )
-    return size, channels, patch
+    return size, channels
 
 
 def token_count(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> int | None:
@@ -310,10 +322,16 @@ def token_count(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> int 
 
 
 def _check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
-    """A preset ViT's patch must tile the images (when the source says their size)."""
-    found = _geometry(cfg, cat)
-    if found is not None:
-        _check_patch(cfg, *found)
+    """A ViT's patch must tile the images (when the source says their size): a
+    preset's patch is known; a timm model is built to know it (:func:`_check_builds`)."""
+    declared = _declared_geometry(cfg, cat)
+    if declared is None:
+        return
+    patch = _preset_patch(cfg, cat)
+    if patch is not None:
+        _check_patch(cfg, *declared, patch)
+    elif cfg.model.name not in cat.names("encoder") and all(isinstance(v, int) for v in declared):
+        _check_builds(cfg, *declared)
 
 
 def _check_patch(cfg: TrialConfig, size: Any, channels: Any, patch: int) -> None:
@@ -395,8 +413,46 @@ def dataset_problems(
             "data/name",
             f"data '{dataset.name}': {height}x{width} images; the encoders take square images",
         )
-    elif (patch := _preset_patch(cfg, cat)) is not None:
-        yield from _caught(_check_patch, cfg, width, int(dataset.train_x.shape[1]), patch)
+    else:
+        channels = int(dataset.train_x.shape[1])
+        patch = _preset_patch(cfg, cat)
+        if patch is None or (yield from _caught(_check_patch, cfg, width, channels, patch)):
+            yield from _caught(_check_builds, cfg, width, channels)
+
+
+def _check_builds(cfg: TrialConfig, size: int, channels: int) -> None:
+    """The encoder builds for these images with the sizes given, and a ViT's patch
+    tiles them: a timm ViT's patch, and a width its heads do not split, are known
+    only to timm (built on the meta device: no memory, no weights)."""
+    found = _build_problem(cfg.model, size, channels)
+    if isinstance(found, int):
+        _check_patch(cfg, size, channels, found)
+    elif found is not None:
+        raise ConfigError("model", found)
+
+
+@functools.lru_cache(maxsize=256)
+def _build_problem(model: ModelConfig, size: int, channels: int) -> str | int | None:
+    """Why the encoder cannot be built for ``size``-pixel images; else its patch size
+    if it is a ViT (None if not)."""
+    import torch
+
+    from trainables.encoders import build_encoder
+
+    try:
+        with torch.device("meta"):
+            encoder = build_encoder(model, image_size=size, channels=channels)
+    except (AssertionError, ValueError, TypeError, RuntimeError) as err:
+        if isinstance(err, ConfigError):
+            return err.message if err.path == "model" else str(err)
+        if "meta" in str(err):  # a model that cannot be built without memory: not known
+            return None
+        sizes = {k: v for k in VIT_SIZES if (v := getattr(model, k)) is not None}
+        return (
+            f"timm cannot build '{model.name}' for {size}x{size} images of {channels} "
+            f"channel(s){f' with {sizes}' if sizes else ''}: {err or type(err).__name__}"
+        )
+    return encoder.patch_size if encoder.is_vit else None
 
 
 def _preset_patch(cfg: TrialConfig, cat: Catalogue) -> int | None:
@@ -493,7 +549,61 @@ def _check_ranges(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
         value = getattr(cfg.model, key)
         if value is not None and value < 1:
             yield ConfigError(f"model/{key}", f"expected an integer >= 1, got {value}")
+    for key, low in (("decoder_dim", 1), ("decoder_heads", 1), ("decoder_depth", 0)):
+        if getattr(cfg.model, key) < low:
+            yield ConfigError(
+                f"model/{key}", f"expected an integer >= {low}, got {getattr(cfg.model, key)}"
+            )
     if cfg.optim.batch_size < 2:
         yield ConfigError("optim/batch_size", "expected >= 2")
-    if cfg.optim.lr <= 0:
-        yield ConfigError("optim/lr", f"expected > 0, got {cfg.optim.lr}")
+    yield from _optim_problems(cfg)
+
+
+#: AdamW's settings: (key, lowest, highest, whether the highest is allowed)
+_OPTIM_RANGES = (
+    ("lr", 0.0, math.inf, False),  # the lowest is never allowed: > 0
+    ("weight_decay", 0.0, math.inf, True),
+    ("warmup_epochs", 0.0, math.inf, True),
+    ("min_lr_ratio", 0.0, 1.0, True),
+    ("beta1", 0.0, 1.0, False),
+    ("beta2", 0.0, 1.0, False),
+    ("grad_clip", 0.0, math.inf, True),
+)
+
+
+def _optim_problems(cfg: TrialConfig) -> Iterator[ConfigError]:
+    """AdamW refuses a negative decay or a beta outside [0, 1) only when a trial builds
+    it; a negative warm-up or a floor above the peak lr make no schedule."""
+    for key, low, high, closed in _OPTIM_RANGES:
+        value = getattr(cfg.optim, key)
+        above = low < value if key == "lr" else low <= value
+        below = value <= high if closed else value < high
+        if not (above and below):
+            left = "(" if key == "lr" else "["
+            right = "]" if closed else ")"
+            span = f"{left}{low:g}, {high:g}{right}".replace("inf]", "inf)")
+            note = " (0: no clipping)" if key == "grad_clip" else ""
+            yield ConfigError(f"optim/{key}", f"expected a value in {span}{note}, got {value}")
+
+
+def _check_heads(cfg: TrialConfig, cat: Catalogue) -> None:
+    """A preset ViT's width, and MAE's decoder width, must split into its heads."""
+    widths = []
+    if cfg.model.name in cat.names("encoder"):
+        preset = cat.entry("encoder", cfg.model.name).options
+        dim, heads = cfg.model.embed_dim or preset.get("embed_dim"), cfg.model.num_heads
+        heads = heads or preset.get("num_heads")
+        if isinstance(dim, int) and isinstance(heads, int):
+            widths.append(("embed_dim", dim, "num_heads", heads))
+    if cat.entry("objective", cfg.loss.name).meta.get("masks"):
+        widths.append(
+            ("decoder_dim", cfg.model.decoder_dim, "decoder_heads", cfg.model.decoder_heads)
+        )
+    for width_key, width, heads_key, heads in widths:
+        if width % heads:  # at the heads when the space gives them, else at the width
+            given = getattr(cfg.model, heads_key) is not None and heads_key == "num_heads"
+            raise ConfigError(
+                f"model/{heads_key if given else width_key}",
+                f"{width_key} {width} does not split into {heads} attention heads "
+                f"(model/{heads_key}); use a width that is a multiple of the heads",
+            )
