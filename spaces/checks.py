@@ -31,7 +31,8 @@ from trainables._registry import UnknownNameError, check_value
 from trainables.catalogue import LOOP_METRICS, shipped
 from trainables.config import ConfigError, num_masked
 from trainables.errors import shown
-from trainables.validate import config_problems, token_count
+from trainables.geometry import token_count
+from trainables.validate import config_problems
 
 __all__ = ["add_trial_problems", "check_conditions", "check_spec", "pbt_mutated"]
 
