@@ -48,6 +48,7 @@ def check_spec(
     _check_study(spec, problems)
     _check_enqueue(spec, problems)
     _check_pbt(spec, problems)
+    _note_idle_pruner(spec, problems)
     if builtin_trainable:  # a user's own trainable has its own config and metrics
         _check_against_trainables(spec, problems)
         _note_rank_over_augmentations(spec, problems)
@@ -196,6 +197,29 @@ def _check_study(spec: SearchSpec, problems: Problems) -> None:
         problems.add(("study", "pruner"), str(err))
     if spec.study.storage and (problem := storage_problem(spec.study.storage)):
         problems.add(("study", "storage"), f"cannot open {spec.study.storage}: {problem}")
+
+
+def _note_idle_pruner(spec: SearchSpec, problems: Problems) -> None:
+    """A median or percentile pruner whose warm-up outlasts the epochs, or whose
+    start-up outnumbers the trials, stops no trial: early stopping that is not there."""
+    pruner, budget = spec.study.pruner, spec.budget
+    if spec.study.scheduler is not None or pruner.name not in ("median", "percentile"):
+        return
+    if len(spec.study.objectives) > 1:
+        return  # (Optuna prunes single-objective studies only)
+    warmup, startup = pruner.options.get("n_warmup_steps"), pruner.options.get("n_startup_trials")
+    if isinstance(warmup, int) and warmup >= budget.epochs:
+        problems.note(
+            ("study", "pruner", "n_warmup_steps"),
+            f"the {pruner.name} pruner decides from epoch {warmup} on, and a trial trains "
+            f"{budget.epochs} (budget/epochs): it stops no trial early",
+        )
+    elif isinstance(startup, int) and startup >= budget.trials:
+        problems.note(
+            ("study", "pruner", "n_startup_trials"),
+            f"the {pruner.name} pruner decides once {startup} trials have finished, and "
+            f"the study runs {budget.trials} (budget/trials): it stops no trial",
+        )
 
 
 def _note_rank_over_augmentations(spec: SearchSpec, problems: Problems) -> None:

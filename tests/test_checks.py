@@ -147,7 +147,7 @@ def _ratio_notes(tmp_path, ratio, **more):
 
     data = {"budget": {"trials": 20}, "params": {"mask/ratio": ratio}, **more}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return load_spec(tmp_path / "s.yaml").notes
+    return tuple(n for n in load_spec(tmp_path / "s.yaml").notes if "/pruner/" not in n)
 
 
 def test_a_ratio_finer_than_the_token_grid_is_noted_where_it_is_written(tmp_path):
@@ -256,3 +256,30 @@ def test_a_ratio_that_masks_no_token_is_noted(tmp_path):
     assert notes(mask={"ratio": 0.04}) == []  # one token
     assert notes(mask={"ratio": 0.0, "schedule": "linear", "ratio_end": 0.5}) == []  # ramps up
     assert notes(mask={"ratio": 0.0}, loss={"name": "simclr"}) == []  # masks nothing anyway
+
+
+@pytest.mark.parametrize(
+    ("pruner", "budget", "expected"),
+    [
+        (
+            {"n_warmup_steps": 12},
+            {"trials": 20, "epochs": 12},
+            "study/pruner/n_warmup_steps: the median pruner decides from epoch 12 on, and a "
+            "trial trains 12 (budget/epochs): it stops no trial early",
+        ),
+        (
+            {"n_startup_trials": 10},
+            {"trials": 8, "epochs": 12},
+            "study/pruner/n_startup_trials: the median pruner decides once 10 trials have "
+            "finished, and the study runs 8 (budget/trials): it stops no trial",
+        ),
+        ({"n_warmup_steps": 11, "n_startup_trials": 7}, {"trials": 8, "epochs": 12}, None),
+    ],
+)
+def test_a_pruner_that_can_stop_no_trial_is_noted(tmp_path, pruner, budget, expected):
+    from spaces import load_spec
+
+    data = {"study": {"pruner": {"name": "median", **pruner}}, "budget": budget}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    notes = load_spec(tmp_path / "s.yaml").notes
+    assert [n.split(" ", 1)[1] for n in notes] == ([expected] if expected else [])

@@ -20,6 +20,7 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
         ({"mask": {"random": {"sizee": 2}}}, "mask/random/sizee", "unknown option"),
         ({"aug": {"hflip": {"q": 0.5}}}, "aug/hflip/q", "valid: p"),
         ({"probe": {"knn": {"kk": 3}}}, "probe/knn/kk", "did you mean 'k'"),
+        ({"probe": {"names": ["knn", "rankme", "knn"]}}, "probe/names[2]", "'knn' is listed twice"),
         (
             {"mask": {"strategy": "attention", "attention": {"mode": "top"}}},
             "mask/attention/mode",

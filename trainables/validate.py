@@ -405,7 +405,9 @@ def _check_loss(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
 
 def _check_probes(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
     for i, name in enumerate(cfg.probe.names):
-        if (yield from _known(cat, "probe", name, f"probe/names[{i}]")):
+        if name in cfg.probe.names[:i]:
+            yield ConfigError(f"probe/names[{i}]", f"'{name}' is listed twice")
+        elif (yield from _known(cat, "probe", name, f"probe/names[{i}]")):
             given = cfg.probe.options.get(name, {})
             yield from option_problems(cat, "probe", name, given, f"probe/{name}")
     for name in cfg.probe.options:
