@@ -15,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ __all__ = [
     "RunError",
     "RunInterrupted",
     "RunResult",
+    "as_spec",
     "load_trainable",
     "resume_search",
     "run_search",
@@ -94,7 +97,7 @@ def _trainable_ref(trainable: Any) -> str | None:
 
 
 def run_search(
-    spec: SearchSpec,
+    spec: SearchSpec | str | Path | Mapping[str, Any],
     *,
     out: str | Path,
     trainable: Any = None,
@@ -108,7 +111,9 @@ def run_search(
     """Run the study declared by ``spec`` into the run directory ``out``.
 
     Args:
-        spec: a validated search spec (:func:`spaces.load_spec`).
+        spec: a validated search spec (:func:`spaces.load_spec`), or what one is
+            read from: a space file's path, or the space as a mapping (checked
+            as ``spaces check`` checks a file).
         out: the run directory; must not already hold a run.
         trainable: a Ray Tune function trainable; default
             :func:`trainables.trainable.train_trial` on the spec's dataset.
@@ -137,6 +142,7 @@ def run_search(
         >>> from spaces import load_spec  # doctest: +SKIP
         >>> result = run_search(load_spec("spaces/default.yaml"), out="runs/x")  # doctest: +SKIP
     """
+    spec = as_spec(spec, builtin_trainable=trainable is None)
     run = RunDir(Path(out).resolve())
     for note in spec.notes:  # advice from the checks: the space runs, perhaps not as meant
         logger.warning("note: %s", note)
@@ -216,10 +222,36 @@ def _resumed_spec(run: RunDir, old: SearchSpec, spec: SearchSpec | None) -> Sear
     )
 
 
+def as_spec(
+    spec: SearchSpec | str | Path | Mapping[str, Any], *, builtin_trainable: bool = True
+) -> SearchSpec:
+    """A spec as given, or read and checked from a space file's path or a mapping.
+
+    Raises:
+        SpecError: the space is refused (every problem, located).
+        TypeError: ``spec`` is none of these.
+
+    Example:
+        >>> as_spec({"budget": {"trials": 3}}).budget.trials
+        3
+    """
+    from spaces import load_spec, parse_spec
+
+    if isinstance(spec, SearchSpec):
+        return spec
+    if isinstance(spec, str | os.PathLike):
+        return load_spec(spec, builtin_trainable=builtin_trainable)
+    if isinstance(spec, Mapping):
+        return parse_spec(dict(spec), source="<mapping>", builtin_trainable=builtin_trainable)
+    raise TypeError(
+        f"spec: expected a SearchSpec, a space file's path or a mapping, got {type(spec).__name__}"
+    )
+
+
 def resume_search(
     out: str | Path,
     *,
-    spec: SearchSpec | None = None,
+    spec: SearchSpec | str | Path | Mapping[str, Any] | None = None,
     trainable: Any = None,
     address: str | None = None,
     num_cpus: int | None = None,
@@ -238,7 +270,8 @@ def resume_search(
     Args:
         out: the run directory of :func:`run_search`.
         spec: an edited space to continue with (budget, fixed values and study
-            settings may change; a sampled parameter's distribution may not).
+            settings may change; a sampled parameter's distribution may not), as
+            for :func:`run_search`.
             Default: the run's ``spec.yaml``.
         trainable: the run's own trainable, when it was not the built-in one
             and cannot be imported by the name recorded in ``run.json``.
@@ -257,7 +290,8 @@ def resume_search(
     run.require_run()
     info = run.info()
     old = run.spec(check_trainables=True)
-    spec = _resumed_spec(run, old, spec)
+    given = None if spec is None else as_spec(spec, builtin_trainable=info.builtin_trainable)
+    spec = _resumed_spec(run, old, given)
     new_session = info.started  # else a kill cut the start-up short: no trial has run
     if new_session:
         run.open_study()  # missing, or not this spec's: refused before anything is written

@@ -238,3 +238,21 @@ def test_resume_logs_the_notes_of_an_edited_space_only(tmp_path, caplog):
             resume_search(tmp_path, spec=more)
     assert [r.getMessage() for r in caplog.records] == [f"note: {note}"]
     assert note.startswith("e.yaml params/mask/ratio: ")  # the edit's, not the run's
+
+
+def test_a_space_is_taken_as_a_spec_a_path_or_a_mapping(tmp_path):
+    from pathlib import Path
+
+    from search.run import as_spec, run_search
+    from spaces import SpecError, load_spec
+
+    shipped = load_spec("spaces/default.yaml")
+    assert as_spec(shipped) is shipped
+    assert as_spec("spaces/default.yaml") == shipped
+    assert as_spec(Path("spaces/default.yaml")).study.name == "default"
+    assert as_spec({"budget": {"trials": 3}}).budget.trials == 3
+    with pytest.raises(SpecError, match=r"<mapping> budget/trials: expected an integer >= 1"):
+        as_spec({"budget": {"trials": 0}})
+    with pytest.raises(TypeError, match="a space file's path or a mapping, got int"):
+        run_search(3, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
