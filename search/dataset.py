@@ -99,13 +99,8 @@ def absolute_data_path(spec: SearchSpec) -> SearchSpec:
         >>> Path(absolute_data_path(spec).base["data"]["options"]["path"]).is_absolute()
         True
     """
-    data = spec.base.get("data")
-    options = data.get("options") if isinstance(data, Mapping) else None
-    path = options.get("path") if isinstance(options, Mapping) else None
-    if not isinstance(path, str) or Path(path).expanduser().is_absolute():
-        return spec
-    base = {**spec.base, "data": {**data, "options": {**options, "path": _absolute(path)}}}
-    return dataclasses.replace(spec, base=base)
+    base = _with_absolute(spec.base, _PATH)
+    return spec if base is spec.base else dataclasses.replace(spec, base=base)
 
 
 def absolute_path_sets(sets: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,13 +111,28 @@ def absolute_path_sets(sets: Mapping[str, Any]) -> dict[str, Any]:
     Example:
         >>> Path(absolute_path_sets({"data.options.path": "d.npz"})["data.options.path"]).name
         'd.npz'
+        >>> absolute_path_sets({"data.options": {"path": "/d.npz"}, "data.name": "npz"})
+        {'data.options': {'path': '/d.npz'}, 'data.name': 'npz'}
     """
     out = dict(sets)
-    path = out.get("data.options.path")
-    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
-        out["data.options.path"] = _absolute(path)
+    for key, value in sets.items():  # data.options.path, data.options={path: ...}, data={...}
+        parts = tuple(key.split("."))
+        if parts == _PATH[: len(parts)]:
+            out[key] = _with_absolute(value, _PATH[len(parts) :])
     return out
 
 
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().resolve())
+#: where a data source's path is, in a spec's fixed settings
+_PATH = ("data", "options", "path")
+
+
+def _with_absolute(value: Any, rest: tuple[str, ...]) -> Any:
+    """``value`` with the relative path at ``rest`` (keys below it) made absolute;
+    ``value`` itself when there is none."""
+    if not rest:
+        relative = isinstance(value, str) and not Path(value).expanduser().is_absolute()
+        return str(Path(value).expanduser().resolve()) if relative else value
+    if not isinstance(value, Mapping) or rest[0] not in value:
+        return value
+    inner = _with_absolute(value[rest[0]], rest[1:])
+    return value if inner is value[rest[0]] else {**value, rest[0]: inner}

@@ -115,6 +115,17 @@ def test_confirm_s_data_path_override_is_kept_absolute(tmp_path, monkeypatch):
     assert sets["data.options.path"] == "big/d.npz"  # the given mapping is not changed
     kept = {"data.options.path": "/data/d.npz", "data.options.count": 9}
     assert absolute_path_sets(kept) == kept
+    # the path inside a mapping given whole, at any level above it
+    absolute = str((tmp_path / "d.npz").resolve())
+    whole = {
+        "data.options": {"path": "d.npz", "labels_key": None},
+        "data": {"name": "npz", "options": {"path": "d.npz"}},
+    }
+    assert absolute_path_sets(whole) == {
+        "data.options": {"path": absolute, "labels_key": None},
+        "data": {"name": "npz", "options": {"path": absolute}},
+    }
+    assert whole["data.options"]["path"] == "d.npz"
 
 
 def test_what_only_the_decoded_data_shows_is_refused_at_its_line(tmp_path):
