@@ -37,7 +37,7 @@ import yaml
 from analysis.results import join, result_files
 from spaces import load_spec
 from spaces.compile import FIXED_ATTR_PREFIX, SEED_ATTR
-from spaces.study import storage_file
+from spaces.study import storage_file, storage_scheme
 from trainables.catalogue import metric_direction, shipped
 from trainables.errors import InputError
 
@@ -203,13 +203,10 @@ def resolve_storage_url(url: str | None, run_dir: str | Path) -> str:
     """
     if url is None:
         return default_storage_url(run_dir)
-    for scheme in ("journal:", "sqlite:///"):
-        if url.startswith(scheme):
-            path = Path(url.removeprefix(scheme))
-            if not path.is_absolute():
-                path = Path(run_dir).resolve() / path
-            return f"{scheme}{path}"
-    return url
+    path, scheme = storage_file(url), storage_scheme(url)
+    if path is None or scheme is None or path.is_absolute():
+        return url
+    return f"{scheme}{Path(run_dir).resolve() / path}"
 
 
 def _mismatch(study: optuna.Study, spec: SearchSpec) -> str | None:

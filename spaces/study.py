@@ -33,6 +33,7 @@ __all__ = [
     "resolved_options",
     "storage_file",
     "storage_problem",
+    "storage_scheme",
 ]
 
 SAMPLERS: Registry[Callable[..., optuna.samplers.BaseSampler]] = Registry(
@@ -322,10 +323,13 @@ def storage_file(url: str) -> Path | None:
         >>> storage_file("journal:study.log"), storage_file("postgresql+psycopg2://h/db")
         (PosixPath('study.log'), None)
     """
-    for scheme in ("sqlite:///", "journal:"):
-        if url.startswith(scheme):
-            return Path(url.removeprefix(scheme))
-    return None
+    scheme = storage_scheme(url)
+    return None if scheme is None else Path(url.removeprefix(scheme))
+
+
+def storage_scheme(url: str) -> str | None:
+    """The scheme of a file storage URL, ``sqlite:///`` or ``journal:`` (None: a server)."""
+    return next((s for s in ("sqlite:///", "journal:") if url.startswith(s)), None)
 
 
 def storage_problem(url: str) -> str | None:
