@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,8 +307,9 @@ def dataset_problems(
 ) -> Iterator[ConfigError]:
     """What only the decoded data shows, for a config :func:`validate` passed: a
     labelled probe needs labels of two classes or more among the training images; a
-    kNN probe's k at most the training images; a preset ViT's patch must tile square
-    images (a source that does not declare its geometry: a file, a folder).
+    kNN probe's k at most the training images; square images, which a ViT's patch
+    tiles and for which the encoder builds (a source that declares no geometry: a
+    file, a folder).
 
     Example:
         >>> from trainables.data import load_dataset
@@ -446,28 +446,23 @@ def _check_ranges(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
     yield from _optim_problems(cfg)
 
 
-#: AdamW's settings: (key, lowest, highest, whether the highest is allowed)
-_OPTIM_RANGES = (
-    ("lr", 0.0, math.inf, False),  # the lowest is never allowed: > 0
-    ("weight_decay", 0.0, math.inf, True),
-    ("warmup_epochs", 0.0, math.inf, True),
-    ("min_lr_ratio", 0.0, 1.0, True),
-    ("beta1", 0.0, 1.0, False),
-    ("beta2", 0.0, 1.0, False),
-    ("grad_clip", 0.0, math.inf, True),
-)
+#: AdamW's settings and their schedule: the interval each must lie in
+_OPTIM_LIMITS = {
+    "lr": "(0, inf)",
+    "weight_decay": "[0, inf)",
+    "warmup_epochs": "[0, inf)",
+    "min_lr_ratio": "[0, 1]",
+    "beta1": "[0, 1)",
+    "beta2": "[0, 1)",
+    "grad_clip": "[0, inf)",
+}
 
 
 def _optim_problems(cfg: TrialConfig) -> Iterator[ConfigError]:
     """AdamW refuses a negative decay or a beta outside [0, 1) only when a trial builds
     it; a negative warm-up or a floor above the peak lr make no schedule."""
-    for key, low, high, closed in _OPTIM_RANGES:
-        value = getattr(cfg.optim, key)
-        above = low < value if key == "lr" else low <= value
-        below = value <= high if closed else value < high
-        if not (above and below):
-            left = "(" if key == "lr" else "["
-            right = "]" if closed else ")"
-            span = f"{left}{low:g}, {high:g}{right}".replace("inf]", "inf)")
+    for key, limit in _OPTIM_LIMITS.items():
+        problem = check_value(getattr(cfg.optim, key), "float", limit)
+        if problem:
             note = " (0: no clipping)" if key == "grad_clip" else ""
-            yield ConfigError(f"optim/{key}", f"expected a value in {span}{note}, got {value}")
+            yield ConfigError(f"optim/{key}", problem.replace(limit, f"{limit}{note}", 1))
