@@ -344,8 +344,10 @@ def dataset_problems(
     else:
         channels = int(dataset.train_x.shape[1])
         patch = preset_patch(cfg, cat)
-        if patch is None or (yield from _caught(check_patch, cfg, width, channels, patch)):
-            yield from _caught(check_builds, cfg, width, channels)
+        if patch is not None:
+            yield from _caught(check_patch, cfg, width, channels, patch)
+        elif cfg.model.name not in cat.names("encoder"):  # timm's: built to know (a preset
+            yield from _caught(check_builds, cfg, width, channels)  # may load its own weights)
 
 
 def attention_refusal(strategy: str, problem: str) -> ConfigError:
