@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,18 +15,19 @@ from search import run_search
 from search.pruning import pbt_mutations
 from spaces import SpecError, parse_spec
 
-# Every row grow() reports, appended here by the trial itself. Tune's own
-# result.json is no record of them: when PBT restarts a trial from a checkpoint,
-# Tune's JSON logger copies the trial's result.json back from its storage copy,
-# which can lag, and the rows in between are lost (seen once in CI).
-ROWS = Path(tempfile.gettempdir()) / f"sslsearch-test-pbt-{os.getuid()}"
-
 
 def grow(config):
-    """Score = the sum of the strengths applied so far, carried in the checkpoint."""
+    """Score = the sum of the strengths applied so far, carried in the checkpoint.
+
+    Every row it reports is appended by the trial itself to a file in the folder
+    ``config["log"]["rows"]`` (the test's own: a folder shared by test sessions was
+    emptied by a concurrent one). Tune's own result.json is no record of them: when
+    PBT restarts a trial from a checkpoint, Tune's JSON logger copies the trial's
+    result.json back from its storage copy, which can lag, and the rows in between
+    are lost (seen once in CI)."""
     from ray import tune
 
-    log = ROWS / f"{tune.get_context().get_trial_id()}.jsonl"
+    log = Path(config["log"]["rows"]) / f"{tune.get_context().get_trial_id()}.jsonl"
 
     total, epoch, restored = 0.0, 0, 0
     checkpoint = tune.get_checkpoint()
@@ -101,9 +101,10 @@ def test_bad_pbt_settings_are_located(scheduler, message):
 
 @pytest.mark.slow
 def test_pbt_exploits_from_checkpoints_and_records_the_schedule(ray_local, tmp_path):
-    shutil.rmtree(ROWS, ignore_errors=True)
-    ROWS.mkdir()
-    spec = parse_spec(SPACE, source="t", builtin_trainable=False)
+    rows_dir = tmp_path / "rows"
+    rows_dir.mkdir()
+    params = {**SPACE["params"], "log/rows": {"type": "fixed", "value": str(rows_dir)}}
+    spec = parse_spec({**SPACE, "params": params}, source="t", builtin_trainable=False)
     result = run_search(spec, out=tmp_path / "run", trainable=grow, verbose=False)
     study = optuna.load_study(study_name="pbt", storage=result.storage)
     trials = study.trials
@@ -113,7 +114,7 @@ def test_pbt_exploits_from_checkpoints_and_records_the_schedule(ray_local, tmp_p
     tune_id = {t.number: t.user_attrs["tune_trial_id"] for t in trials}
 
     def rows(number):  # in the order the trial reported them
-        path = ROWS / f"{tune_id[number]}.jsonl"
+        path = rows_dir / f"{tune_id[number]}.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     for trial, entry in exploits:
