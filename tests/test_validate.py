@@ -286,6 +286,9 @@ def test_knn_k_is_checked_against_the_training_images_a_source_declares():
     with pytest.raises(ConfigError, match="1349 neighbours, but data 'digits' holds 1348") as info:
         parse_trial_config({"probe": {"knn": {"k": 1349}}})
     assert info.value.path == "probe/knn/k"
+    # the source's default count (shapes: 2,000) when the space gives none
+    with pytest.raises(ConfigError, match="1501 neighbours, but data 'shapes' holds 1500"):
+        parse_trial_config({"data": {"name": "shapes"}, "probe": {"knn": {"k": 1501}}})
     shapes = {"name": "shapes", "options": {"count": 40, "image_size": 16}, "val_fraction": 0.5}
     with pytest.raises(ConfigError, match="holds 20 training images"):
         parse_trial_config({"data": shapes, "probe": {"knn": {"k": 21}}})

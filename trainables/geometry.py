@@ -26,9 +26,11 @@ from trainables.config import VIT_SIZES, ConfigError, ModelConfig, TrialConfig
 
 __all__ = [
     "check_builds",
+    "check_encoder_fits_images",
     "check_geometry",
     "check_heads",
     "check_patch",
+    "declared_count",
     "preset_patch",
     "token_count",
 ]
@@ -50,12 +52,27 @@ def _declared_geometry(cfg: TrialConfig, cat: Catalogue) -> tuple[Any, Any] | No
     geometry = cat.entry("data", cfg.data.name).meta.get("geometry")
     if not geometry:
         return None
-    options = {**cat.entry("data", cfg.data.name).options, **cfg.data.options}
-    size, channels = (
-        options.get(v) if isinstance(v, str) else v
-        for v in (geometry["image_size"], geometry["channels"])
-    )
-    return size, channels
+    return _declared(cfg, cat, geometry["image_size"]), _declared(cfg, cat, geometry["channels"])
+
+
+def declared_count(cfg: TrialConfig, cat: Catalogue) -> Any:
+    """How many images the data source declares (``count=`` at its registration);
+    None when it does not, or an option leaves it open.
+
+    Example:
+        >>> from trainables.config import TrialConfig
+        >>> declared_count(TrialConfig.from_dict({"data": {"name": "shapes"}}), live())
+        2000
+    """
+    return _declared(cfg, cat, cat.entry("data", cfg.data.name).meta.get("count"))
+
+
+def _declared(cfg: TrialConfig, cat: Catalogue, fact: Any) -> Any:
+    """A fact a source declares: a number, or the name of the option that sets it
+    (the config's value, else the source's default)."""
+    if not isinstance(fact, str):
+        return fact
+    return cfg.data.options.get(fact, cat.entry("data", cfg.data.name).options.get(fact))
 
 
 def token_count(cfg: TrialConfig, *, catalogue: Catalogue | None = None) -> int | None:
@@ -77,13 +94,21 @@ def check_geometry(cfg: TrialConfig, cat: Catalogue) -> None:
     """A ViT's patch must tile the images (when the source says their size): a
     preset's patch is known; a timm model is built to know it (:func:`check_builds`)."""
     declared = _declared_geometry(cfg, cat)
-    if declared is None:
-        return
+    if declared is not None:
+        check_encoder_fits_images(cfg, cat, *declared)
+
+
+def check_encoder_fits_images(cfg: TrialConfig, cat: Catalogue, size: Any, channels: Any) -> None:
+    """A preset ViT's patch against images of ``size`` (None: not known); a timm model,
+    built to know its patch, where both are known (a preset may load its own weights,
+    which the meta device cannot)."""
     patch = preset_patch(cfg, cat)
     if patch is not None:
-        check_patch(cfg, *declared, patch)
-    elif cfg.model.name not in cat.names("encoder") and all(isinstance(v, int) for v in declared):
-        check_builds(cfg, *declared)
+        check_patch(cfg, size, channels, patch)
+    elif cfg.model.name not in cat.names("encoder") and all(
+        isinstance(v, int) for v in (size, channels)
+    ):
+        check_builds(cfg, size, channels)
 
 
 def check_patch(cfg: TrialConfig, size: Any, channels: Any, patch: int) -> None:

@@ -24,7 +24,12 @@ from trainables._registry import REQUIRED, UnknownNameError, check_value, sugges
 from trainables.catalogue import Catalogue, live
 from trainables.config import VIT_SIZES, ConfigError, TrialConfig
 from trainables.errors import shown
-from trainables.geometry import check_builds, check_geometry, check_heads, check_patch, preset_patch
+from trainables.geometry import (
+    check_encoder_fits_images,
+    check_geometry,
+    check_heads,
+    declared_count,
+)
 
 if TYPE_CHECKING:  # the decoded data (torch): imported by the caller, never here
     from trainables.data import Dataset
@@ -283,8 +288,7 @@ def _check_feature(cfg: TrialConfig, cat: Catalogue) -> None:
 
 def _check_count(cfg: TrialConfig, cat: Catalogue) -> None:
     """A kNN probe's k at most the training images, where the source says how many."""
-    declared = cat.entry("data", cfg.data.name).meta.get("count")
-    count = cfg.data.options.get(declared) if isinstance(declared, str) else declared
+    count = declared_count(cfg, cat)
     if isinstance(count, int) and not isinstance(count, bool) and count > 1:
         _check_neighbours(cfg, cfg.data.split(count)[0])
 
@@ -343,11 +347,7 @@ def dataset_problems(
         )
     else:
         channels = int(dataset.train_x.shape[1])
-        patch = preset_patch(cfg, cat)
-        if patch is not None:
-            yield from _caught(check_patch, cfg, width, channels, patch)
-        elif cfg.model.name not in cat.names("encoder"):  # timm's: built to know (a preset
-            yield from _caught(check_builds, cfg, width, channels)  # may load its own weights)
+        yield from _caught(check_encoder_fits_images, cfg, cat, width, channels)
 
 
 def attention_refusal(strategy: str, problem: str) -> ConfigError:
