@@ -316,6 +316,7 @@ def _check_against_trainables(spec: SearchSpec, problems: Problems) -> None:
     if problems.items:
         return
     _check_unused_options(configs, names, problems)
+    _check_unused_ratio_end(configs, names, catalogue, problems)
     _note_masks_per_ratio(spec, configs, catalogue, problems)
     _note_nothing_masked(spec, configs, catalogue, problems)
     many = len(spec.study.objectives) > 1
@@ -369,6 +370,24 @@ def _check_unused_options(configs: list, names: set[str], problems: Problems) ->
                 f"options for {what} '{name}', which no trial uses "
                 f"(chosen or searched: {', '.join(sorted(chosen))})",
             )
+
+
+def _check_unused_ratio_end(
+    configs: list, names: set[str], catalogue: Any, problems: Problems
+) -> None:
+    """``mask.ratio_end`` set (or searched) while every trial masks at a constant ratio:
+    the constant schedule never reads it, so it would be ignored without a word."""
+    masking = [c for c in configs if catalogue.entry("objective", c.loss.name).meta["masks"]]
+    if not masking or any(c.mask.schedule != "constant" for c in masking):
+        return
+    if all(c.mask.ratio_end is None for c in masking):
+        return
+    key = "mask/ratio_end"
+    problems.add(
+        ("params", key) if key in names else ("mask", "ratio_end"),
+        "the masking schedule is 'constant' in every trial, and a constant schedule never "
+        "reads ratio_end; set mask.schedule (linear, cosine, step) or drop ratio_end",
+    )
 
 
 def _note_masks_per_ratio(

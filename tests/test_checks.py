@@ -258,6 +258,28 @@ def test_a_ratio_that_masks_no_token_is_noted(tmp_path):
     assert notes(mask={"ratio": 0.0}, loss={"name": "simclr"}) == []  # masks nothing anyway
 
 
+def test_a_ratio_end_no_schedule_reads_is_refused(tmp_path):
+    from spaces import SpecError, load_spec
+
+    def check(**sections):
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
+        return load_spec(tmp_path / "s.yaml")
+
+    with pytest.raises(SpecError) as err:
+        check(mask={"ratio": 0.5, "ratio_end": 0.8})
+    assert str(err.value) == (
+        f"{tmp_path / 's.yaml'}:3 mask/ratio_end: the masking schedule is 'constant' in every "
+        "trial, and a constant schedule never reads ratio_end; set mask.schedule (linear, "
+        "cosine, step) or drop ratio_end"
+    )
+    # read where a schedule moves the ratio, in some trials or all
+    check(mask={"ratio": 0.5, "ratio_end": 0.8, "schedule": "cosine"})
+    schedule = {"type": "categorical", "choices": ["constant", "linear"]}
+    check(mask={"ratio": 0.5, "ratio_end": 0.8}, params={"mask/schedule": schedule})
+    # an objective that masks nothing reads no mask section at all
+    check(mask={"ratio": 0.5, "ratio_end": 0.8}, loss={"name": "simclr"})
+
+
 @pytest.mark.parametrize(
     ("pruner", "budget", "expected"),
     [
