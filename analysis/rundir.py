@@ -333,6 +333,23 @@ class RunDir:
         if not os.access(existing, os.W_OK | os.X_OK):
             raise InputError(f"{self.path}: {existing} is not writable; choose another --out")
 
+    def create(self) -> None:
+        """Make the run directory (and its parents), or raise :class:`InputError`:
+        a file system can refuse what :meth:`require_new`'s checks allowed
+        (``/proc``, a full disk, a quota).
+
+        Example:
+            >>> RunDir("/proc/no-run-here").create()
+            Traceback (most recent call last):
+            ...
+            trainables.errors.InputError: cannot create /proc/no-run-here: ...; choose another --out
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            raise InputError(f"cannot create {self.path}: {reason}; choose another --out") from None
+
     # -- run.json --------------------------------------------------------
     def info(self) -> RunInfo:
         """``run.json`` (a run of an older version, without one: the built-in trainable)."""
@@ -373,6 +390,29 @@ class RunDir:
         target = self.path / f"spec.{len(self.info().experiments) - 1}.yaml"
         write_text_atomic(target, self.spec_path.read_text(encoding="utf-8"))
         return target
+
+    def require_writable(self, doing: str) -> None:
+        """Raise :class:`InputError` unless ``doing`` (``report``, ``resume``, ``confirm``)
+        can write into this run directory: a run on a read-only share is one line, not an
+        ``OSError`` halfway through.
+
+        Example:
+            >>> RunDir("/proc/self").require_writable("report")
+            Traceback (most recent call last):
+            ...
+            trainables.errors.InputError: /proc/self: cannot write here ...
+        """
+        if os.access(self.path, os.W_OK | os.X_OK):
+            return
+        try:
+            read_only = bool(os.statvfs(self.path).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        why = "a read-only file system" if read_only else "no permission"
+        raise InputError(
+            f"{self.path}: cannot write here ({why}), and {doing} writes into the run "
+            "directory; copy the run somewhere writable"
+        )
 
     def require_run(self) -> None:
         """Raise :class:`InputError` unless a run was started here (its ``spec.yaml``)."""

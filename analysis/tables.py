@@ -345,6 +345,7 @@ def write_tables(run_dir: str | Path, **kwargs: Any) -> tuple[Path, Path]:
     """(Re)write ``trials.parquet`` and ``curves.parquet`` of ``run_dir`` atomically."""
     run = RunDir(run_dir)
     trials, curves = build_tables(run.path, **kwargs)
+    run.require_writable("report")
     trials_path, curves_path = run.trials_path, run.curves_path
     with open(run.path / ".tables.lock", "a") as lock:  # one writer at a time: then every
         fcntl.flock(lock, fcntl.LOCK_EX)  # temporary file left is an interrupted write's

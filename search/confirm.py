@@ -335,6 +335,7 @@ def _fit(
 def _confirmable(run: RunDir) -> SearchSpec:
     """The search's spec, if confirm can re-train its configurations; else InputError."""
     run.require_run()
+    run.require_writable("confirm")
     if not run.info().builtin_trainable:
         raise InputError(
             f"{run.path}: confirm re-trains with the built-in trainable; "

@@ -156,7 +156,7 @@ def run_search(
         connect_storage(storage, run.path)
     init_ray(address, num_cpus=num_cpus)
     check_resources(spec)  # before anything is written: Tune would wait forever
-    run.path.mkdir(parents=True, exist_ok=True)
+    run.create()
     info = RunInfo(
         builtin_trainable=trainable is None,
         trainable=None if trainable is None else _trainable_ref(trainable),
@@ -288,6 +288,7 @@ def resume_search(
 
     run = RunDir(Path(out).resolve())
     run.require_run()
+    run.require_writable("resume")
     info = run.info()
     old = run.spec(check_trainables=True)
     given = None if spec is None else as_spec(spec, builtin_trainable=info.builtin_trainable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -263,6 +264,24 @@ def test_confirm_refuses_bad_input_in_one_line_before_ray(tmp_path):
     _finished_search(tmp_path / "pbt", trials=3, scheduler={"name": "pbt", "mutate": ["optim/lr"]})
     proc = sslsearch("confirm", "pbt", cwd=tmp_path)
     assert proc.returncode == 2 and "under PBT" in proc.stderr
+
+
+def test_a_run_on_a_read_only_share_is_one_line_for_each_command(tmp_path, monkeypatch, capsys):
+    import search.cli as cli
+
+    _finished_search(tmp_path / "run", trials=3)
+    capsys.readouterr()  # Optuna's log of the search
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    real = os.access
+    # the share as the file system answers it (root may write anywhere: asked as os.access)
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != tmp_path / "run" and real(p, mode))
+    for command in ("report", "resume", "confirm"):
+        assert cli.main([command, str(tmp_path / "run")]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"sslsearch: {tmp_path / 'run'}: cannot write here (no permission), and {command} "
+            "writes into the run directory; copy the run somewhere writable"
+        )
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before  # nothing written
 
 
 def test_a_misspelt_shipped_space_is_named_with_the_shipped_ones(tmp_path, monkeypatch, capsys):

@@ -230,6 +230,25 @@ def test_a_new_run_needs_a_directory_it_can_create_and_no_run_in_it(tmp_path, mo
         RunDir(locked / "run").require_new()
 
 
+def test_a_directory_the_file_system_refuses_is_one_line(tmp_path, monkeypatch):
+    from analysis.rundir import RunDir
+    from trainables.errors import InputError
+
+    RunDir(tmp_path / "a" / "b").create()
+    assert (tmp_path / "a" / "b").is_dir()
+    RunDir(tmp_path / "a" / "b").create()  # there already: fine
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    with pytest.raises(InputError) as err:
+        RunDir(tmp_path / "c").create()
+    assert str(err.value) == (
+        f"cannot create {tmp_path / 'c'}: No space left on device; choose another --out"
+    )
+
+
 def test_a_storage_is_opened_before_a_run_writes_anything(tmp_path):
     from analysis.rundir import RunDir, connect_storage, resolve_storage_url
     from search import run_search
