@@ -17,6 +17,7 @@ label-free score chose better). ``--quick``: fewer trials and epochs, under
 10 minutes.
 
     python bench/fidelity.py [--spaces default mask_ratio_sweep] [--quick] [--out DIR]
+        [--set KEY.PATH=VALUE ...]
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from analysis.ablation import confirmation
 from analysis.holds import holds_sentences
@@ -45,10 +49,13 @@ QUICK = {
 QUICK_CONFIRM = {"top": 2, "controls": 2, "seeds": 2}
 
 
-def measure(space: str, out: Path, *, quick: bool) -> dict[str, float]:
+def measure(
+    space: str, out: Path, *, quick: bool, sets: dict[str, Any] | None = None
+) -> dict[str, float]:
     path = shipped_spaces()[space]
     base = load_spec(path).base.get("probe", {})
     overrides = dict(QUICK.get(space, {})) if quick else {}
+    overrides.update(sets or {})
     overrides["probe.names"] = list(dict.fromkeys([*base.get("names", ["knn"]), *LABEL_FREE]))
     overrides["budget.noise_seeds"] = 0
     spec = load_spec(path, overrides=overrides)
@@ -99,14 +106,27 @@ def main() -> int:
     parser.add_argument("--spaces", nargs="+", default=["default", "mask_ratio_sweep"])
     parser.add_argument("--quick", action="store_true", help="fewer trials and epochs")
     parser.add_argument("--out", help="keep the runs here (default: a temporary directory)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a value of every space searched (e.g. train.horizon=60)",
+    )
     args = parser.parse_args()
+    sets = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected key.path=value")
+        sets[key] = yaml.safe_load(raw)
     unknown = sorted(set(args.spaces) - set(shipped_spaces()))
     if unknown:
         parser.error(f"not shipped spaces: {', '.join(unknown)}")
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fidelity-"))
     results = {}
     for space in args.spaces:
-        results[space] = measure(space, root / space, quick=args.quick)
+        results[space] = measure(space, root / space, quick=args.quick, sets=sets)
     if not args.out:
         shutil.rmtree(root, ignore_errors=True)
     for space, r in results.items():

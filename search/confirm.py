@@ -118,10 +118,14 @@ def _plan(
 
 
 def _case_config(spec: SearchSpec, candidate: Candidate, seed: int | None) -> dict[str, Any]:
-    """A long run's config: the candidate's, with ``seed`` (None: its own)."""
+    """A long run's config: the candidate's, with ``seed`` (None: its own), its schedules
+    spanning the long budget (a search's ``train.horizon`` describes the search's trials:
+    the long run is the whole run)."""
     config = copy.deepcopy(own_config(spec, candidate.params))
+    train = config.setdefault("train", {})
+    train["horizon"] = spec.budget.epochs
     if seed is not None:
-        config.setdefault("train", {})["seed"] = seed
+        train["seed"] = seed
     return config
 
 

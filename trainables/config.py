@@ -187,6 +187,10 @@ class TrainConfig:
 
     Attributes:
         epochs: training epochs.
+        horizon: the epochs the learning-rate and masking-ratio schedules span
+            (default: ``epochs``). A trial of fewer ``epochs`` is then the first part
+            of a ``horizon``-epoch run, its learning rate not yet decayed, rather than
+            a whole run compressed into ``epochs`` (which favours what converges fast).
         seed: seed of initialisation, masks, augmentation and batch order.
         device: ``auto`` (CUDA when visible), ``cpu`` or ``cuda``.
         threads: torch CPU threads; 0 uses the trial's CPU allocation.
@@ -197,12 +201,23 @@ class TrainConfig:
     """
 
     epochs: int = 40
+    horizon: int | None = None
     seed: int = 0
     device: str = "auto"
     threads: int = 0
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
+
+    @property
+    def span(self) -> int:
+        """The epochs the schedules are laid out over: ``horizon``, else ``epochs``.
+
+        Example:
+            >>> TrainConfig(epochs=30).span, TrainConfig(epochs=30, horizon=60).span
+            (30, 60)
+        """
+        return self.epochs if self.horizon is None else self.horizon
 
 
 @dataclass(frozen=True)

@@ -147,9 +147,10 @@ class Trainer:
 
     # -- schedule -----------------------------------------------------------
     def lr_at(self, step: int) -> float:
-        """Linear warm-up then cosine decay to ``min_lr_ratio * lr``, per step."""
+        """Linear warm-up then cosine decay to ``min_lr_ratio * lr``, per step, over
+        ``train.horizon`` epochs (default: ``train.epochs``)."""
         opt = self.cfg.optim
-        total = self.cfg.train.epochs * self.steps_per_epoch
+        total = self.cfg.train.span * self.steps_per_epoch
         warmup = min(total, round(opt.warmup_epochs * self.steps_per_epoch))
         if step < warmup:
             return opt.lr * (step + 1) / warmup
@@ -175,9 +176,10 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def mask_ratio_at(self, step: int) -> float:
-        """The masking ratio of optimiser step ``step`` (``mask/schedule``)."""
+        """The masking ratio of optimiser step ``step`` (``mask/schedule``, over
+        ``train.horizon`` epochs)."""
         m = self.cfg.mask
-        total = self.cfg.train.epochs * self.steps_per_epoch
+        total = self.cfg.train.span * self.steps_per_epoch
         return ratio_at(m.schedule, step, total, m.ratio, m.ratio_end)
 
     def sample_mask(self, images: torch.Tensor) -> torch.Tensor:

@@ -434,6 +434,13 @@ def _check_ranges(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
     for key, low in (("epochs", 1), ("threads", 0)):
         if getattr(cfg.train, key) < low:
             yield ConfigError(f"train/{key}", f"expected >= {low}")
+    horizon = cfg.train.horizon
+    if horizon is not None and horizon < cfg.train.epochs:
+        yield ConfigError(
+            "train/horizon",
+            f"the schedules' span must be at least the epochs a trial trains "
+            f"({cfg.train.epochs}, budget/epochs), got {horizon}",
+        )
     for key in VIT_SIZES:
         value = getattr(cfg.model, key)
         if value is not None and value < 1:
