@@ -98,6 +98,19 @@ def test_the_long_runs_seeds_start_at_the_configurations_own_a_fixed_parameter_i
     assert [s for _, s in _cases(parse_spec(fixed, source="t"), plan)] == [0, 1]  # the default
 
 
+def test_the_long_runs_schedules_span_their_own_budget():
+    from search.confirm import _case_config
+    from spaces import parse_spec
+
+    cand = Candidate(config_key({"mask/ratio": 0.5}), {"mask/ratio": 0.5}, (0,), 0.5, 1, "top")
+    for horizon in (None, 20, 40):  # the search's trials: whole, or the first part of a run
+        data = _spec(epochs=20).to_dict()  # the long spec: the long budget, 20 epochs
+        if horizon is not None:
+            data["train"]["horizon"] = horizon
+        config = _case_config(parse_spec(data, source="t"), cand, 6)
+        assert config["train"] == {"seed": 6, "horizon": 20, "epochs": 20}
+
+
 def _long_rows(run_dir, experiment):
     from analysis.results import result_rows
 

@@ -136,6 +136,22 @@ def test_warmup_then_cosine_schedule(digits):
     assert all(a >= b for a, b in itertools.pairwise(lrs))
 
 
+def test_a_horizon_makes_a_short_trial_the_first_part_of_a_long_run(digits):
+    optim = {"lr": 1.0, "warmup_epochs": 2}
+    mask = {"ratio": 0.2, "ratio_end": 0.8, "schedule": "linear"}
+    short = Trainer(small(epochs=4, train={"horizon": 12}, optim=optim, mask=mask), digits)
+    long = Trainer(small(epochs=12, optim=optim, mask=mask), digits)
+    whole = Trainer(small(epochs=4, optim=optim, mask=mask), digits)
+    steps = range(4 * short.steps_per_epoch)
+    assert [short.lr_at(s) for s in steps] == [long.lr_at(s) for s in steps]
+    assert [short.mask_ratio_at(s) for s in steps] == [long.mask_ratio_at(s) for s in steps]
+    end = 4 * short.steps_per_epoch - 1
+    # stopped partway: the rate not yet decayed, the ratio not yet at its end
+    assert short.lr_at(end) > 0.7 and whole.lr_at(end) == pytest.approx(0.01, abs=0.01)
+    assert short.mask_ratio_at(end) < 0.45 and whole.mask_ratio_at(end) > 0.75
+    assert list(run_epochs(short))[-1]["epoch"] == 4  # and it trains its own 4 epochs
+
+
 @pytest.mark.parametrize("loss", ["mae", "simclr"])
 def test_bf16_autocast_trains(digits, loss):
     cfg = small(epochs=1, train={"precision": "bf16"}, loss={"name": loss})

@@ -112,6 +112,12 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
         ({"optim": {"min_lr_ratio": 1.5}}, "optim/min_lr_ratio", "in [0, 1], got 1.5"),
         ({"optim": {"warmup_epochs": -1}}, "optim/warmup_epochs", "in [0, inf), got -1"),
         ({"optim": {"grad_clip": -1}}, "optim/grad_clip", "[0, inf) (0: no clipping)"),
+        # a schedule that ends before the trial does
+        (
+            {"train": {"epochs": 30, "horizon": 20}},
+            "train/horizon",
+            "the schedules' span must be at least the epochs a trial trains (30, budget/epochs)",
+        ),
         # widths that heads do not split: timm's assertion, in the driver, was a traceback
         ({"model": {"embed_dim": 98}}, "model/embed_dim", "embed_dim 98 does not split into 4"),
         ({"model": {"num_heads": 5}}, "model/num_heads", "embed_dim 96 does not split into 5"),
