@@ -116,7 +116,7 @@ from trainables import ConfigError, TrialConfig, parse_trial_config
         (
             {"train": {"epochs": 30, "horizon": 20}},
             "train/horizon",
-            "the schedules' span must be at least the epochs a trial trains (30, budget/epochs)",
+            "the schedules' span (20) ends before the trial does (30 epochs, budget/epochs)",
         ),
         # widths that heads do not split: timm's assertion, in the driver, was a traceback
         ({"model": {"embed_dim": 98}}, "model/embed_dim", "embed_dim 98 does not split into 4"),

@@ -438,8 +438,9 @@ def _check_ranges(cfg: TrialConfig, cat: Catalogue) -> Iterator[ConfigError]:
     if horizon is not None and horizon < cfg.train.epochs:
         yield ConfigError(
             "train/horizon",
-            f"the schedules' span must be at least the epochs a trial trains "
-            f"({cfg.train.epochs}, budget/epochs), got {horizon}",
+            f"the schedules' span ({horizon}) ends before the trial does "
+            f"({cfg.train.epochs} epochs, budget/epochs); raise it to "
+            f"{cfg.train.epochs} or more, or leave it out (the schedules then span the trial)",
         )
     for key in VIT_SIZES:
         value = getattr(cfg.model, key)
