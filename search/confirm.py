@@ -63,8 +63,11 @@ def _write_plan(run: RunDir, plan: ConfirmPlan) -> None:
 
 
 def _long_spec(run: RunDir, plan: ConfirmPlan) -> SearchSpec:
-    """The run's spec at the long budget, with the plan's overrides (validated here)."""
+    """The run's spec at the long budget, with the plan's overrides (validated here); its
+    schedules span the long budget (a search's ``train.horizon`` described the search's
+    trials; a long run is the whole run) unless an override says otherwise."""
     overrides = {**dict(plan.sets), "budget.epochs": plan.epochs}
+    overrides.setdefault("train.horizon", plan.epochs)
     return load_spec(run.spec_path, overrides=overrides, builtin_trainable=True)
 
 
@@ -118,12 +121,13 @@ def _plan(
 
 
 def _case_config(spec: SearchSpec, candidate: Candidate, seed: int | None) -> dict[str, Any]:
-    """A long run's config: the candidate's, with ``seed`` (None: its own), its schedules
-    spanning the long budget (a search's ``train.horizon`` describes the search's trials:
-    the long run is the whole run)."""
+    """A long run's config: the candidate's, with ``seed`` (None: its own) and the long
+    spec's ``train.horizon`` (:func:`_long_spec`; over a searched one)."""
     config = copy.deepcopy(own_config(spec, candidate.params))
     train = config.setdefault("train", {})
-    train["horizon"] = spec.budget.epochs
+    horizon = spec.base.get("train", {}).get("horizon")
+    if horizon is not None:
+        train["horizon"] = horizon
     if seed is not None:
         train["seed"] = seed
     return config

@@ -98,17 +98,27 @@ def test_the_long_runs_seeds_start_at_the_configurations_own_a_fixed_parameter_i
     assert [s for _, s in _cases(parse_spec(fixed, source="t"), plan)] == [0, 1]  # the default
 
 
-def test_the_long_runs_schedules_span_their_own_budget():
-    from search.confirm import _case_config
+def test_the_long_runs_schedules_span_their_own_budget(tmp_path):
+    from analysis.rundir import RunDir
+    from search.confirm import _case_config, _long_spec
     from spaces import parse_spec
 
     cand = Candidate(config_key({"mask/ratio": 0.5}), {"mask/ratio": 0.5}, (0,), 0.5, 1, "top")
-    for horizon in (None, 20, 40):  # the search's trials: whole, or the first part of a run
-        data = _spec(epochs=20).to_dict()  # the long spec: the long budget, 20 epochs
+    for horizon in (None, 20, 40):  # the search's trials (20 epochs): whole, or a run's start
+        data = _spec(epochs=20).to_dict()
         if horizon is not None:
             data["train"]["horizon"] = horizon
-        config = _case_config(parse_spec(data, source="t"), cand, 6)
-        assert config["train"] == {"seed": 6, "horizon": 20, "epochs": 20}
+        run = RunDir(tmp_path / f"h{horizon}")
+        run.path.mkdir()
+        run.write_spec(parse_spec(data, source="t"))
+        for epochs, sets, expected in (
+            (30, (), 30),
+            (100, (), 100),
+            (30, (("train.horizon", 90),), 90),
+        ):
+            plan = ConfirmPlan(top=1, controls=0, epochs=epochs, seeds=1, sets=sets)
+            config = _case_config(_long_spec(run, plan), cand, 6)
+            assert config["train"] == {"seed": 6, "horizon": expected, "epochs": epochs}
 
 
 def _long_rows(run_dir, experiment):
