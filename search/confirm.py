@@ -215,6 +215,46 @@ def _salvage(
     return done, {k: v for k, v in checkpoints.items() if k not in finished}
 
 
+def _without_epochs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial config as it trains, but for how long: (its length aside) a run continued
+    from another's checkpoint is that run."""
+    from search.recover import RESUME_KEY
+
+    out = {k: v for k, v in config.items() if k != RESUME_KEY}
+    out["train"] = {k: v for k, v in dict(out.get("train", {})).items() if k != "epochs"}
+    return out
+
+
+def _from_search(
+    run: RunDir, long: SearchSpec, pending: list[tuple[Candidate, int]], skip: set
+) -> dict[tuple[str, int], tuple[str, int, int]]:
+    """The long runs a search trial already began: one that ran the candidate's config
+    with the same seed and the same schedules (``train.horizon`` = the long budget,
+    nothing overridden) is the long run's first epochs, so the long run continues from
+    that trial's newest checkpoint. ``(key, seed) -> (checkpoint, epoch, trial number)``."""
+    from search.recover import latest_checkpoint, trial_dir
+
+    trials = {t.number: t for t in run.open_study().get_trials(deepcopy=False)}
+    out: dict[tuple[str, int], tuple[str, int, int]] = {}
+    for candidate, seed in pending:
+        if (candidate.key, seed) in skip:
+            continue
+        wanted = _without_epochs(_case_config(long, candidate, seed))
+        for number in candidate.trials:
+            location = trial_dir(run, trials[number]) if number in trials else None
+            rows = result_rows(f"{location}/result.json") if location else []
+            if not rows or _without_epochs(rows[0].get("config") or {}) != wanted:
+                continue
+            found = latest_checkpoint(location)
+            if found is None:
+                continue
+            at = [r for r in rows if r.get("training_iteration") == found[1]]
+            epoch = int(at[-1].get("epoch", found[1])) if at else found[1]
+            if epoch < long.budget.epochs and epoch > out.get((candidate.key, seed), ("", 0, 0))[1]:
+                out[(candidate.key, seed)] = (found[0], epoch, number)
+    return out
+
+
 def confirm_pending(run: RunDir, plan: ConfirmPlan) -> list[tuple[Candidate, int]]:
     """The plan's long runs not yet recorded."""
     spec = run.spec()
@@ -404,6 +444,18 @@ def run_confirm(
         _record(study, plan, candidate, seed, metric=metric, metrics=metrics)
         pending.remove((candidate, seed))
         logger.info("confirm: recorded rank-%d seed %d from its log", candidate.rank, seed)
+    begun = _from_search(run, long, pending, set(checkpoints))
+    for (key, seed), (path, epoch, number) in begun.items():
+        checkpoints[(key, seed)] = (path, epoch)
+        rank = next(c.rank for c in plan.candidates if c.key == key)
+        logger.info(
+            "confirm: rank-%d seed %d continues search trial %d from epoch %d (the same "
+            "configuration, seed and schedules)",
+            rank,
+            seed,
+            number,
+            epoch,
+        )
     logger.info(
         "confirm: %d configuration(s) x %d seed(s) at %d epochs; %d long run(s) to go%s",
         len(plan.candidates),

@@ -161,6 +161,7 @@ def test_confirm_re_trains_the_best_and_a_control_and_never_twice(ray_local, tmp
         case = r[-1]["config"]["confirm_case"]
         config = case["config"]
         assert r[-1]["epoch"] == 3 and config["train"]["epochs"] == 3  # the long budget
+        assert r[0]["epoch"] == 1  # its search trial squeezed its schedules: began none
         assert config["train"]["seed"] == case["seed"] and case["seed"] in (5, 6)
         by_case[(case["key"], case["seed"])] = r[-1]
         # the configuration is the search trial's own
@@ -192,6 +193,45 @@ def test_confirm_re_trains_the_best_and_a_control_and_never_twice(ray_local, tmp
     assert plan.experiments == ("confirm", "confirm.1")
     assert len(_long_rows(run_dir, "confirm.1")) == 2
     assert sorted(t.user_attrs["seed"] for t in long.get_trials()) == [5] * 2 + [6] * 2 + [7] * 2
+
+
+@pytest.mark.slow
+def test_a_long_run_a_search_trial_began_continues_from_its_checkpoint(ray_local, tmp_path):
+    import torch
+
+    from analysis.rundir import RunDir
+    from search import run_search
+    from search.confirm import _case_config, _long_spec, run_confirm
+    from spaces import parse_spec
+    from trainables import Trainer, load_dataset, run_epochs
+    from trainables.validate import parse_trial_config
+
+    data = _spec().to_dict()  # 4 trials of 2 epochs, seed 5
+    data["train"]["horizon"] = 4  # each the first half of a 4-epoch run
+    run_dir = tmp_path / "run"
+    run_search(parse_spec(data, source="t"), out=run_dir, verbose=False)
+    plan = run_confirm(str(run_dir), top=1, controls=1, epochs=4, seeds=2)
+    first = {}
+    for rows in _long_rows(run_dir, "confirm"):
+        case = rows[-1]["config"]["confirm_case"]
+        first[(case["key"], case["seed"])] = (rows[0]["epoch"], rows[-1])
+    # the search's seed continues from the trial's epoch 2; the next seed starts afresh
+    assert sorted(e for e, _ in first.values()) == [1, 1, 3, 3]
+    assert {s for (_, s), (e, _) in first.items() if e == 3} == {5}
+    # and it ends where a long run trained from scratch ends
+    top = plan.candidates[0]
+    config = _case_config(_long_spec(RunDir(run_dir), plan), top, 5)
+    config["train"]["threads"] = 1  # as the trial's one CPU
+    cfg = parse_trial_config(config)
+    threads = torch.get_num_threads()
+    try:
+        scratch = list(run_epochs(Trainer(cfg, load_dataset(cfg.data))))[-1]
+    finally:
+        torch.set_num_threads(threads)
+    continued = first[(top.key, 5)][1]
+    assert continued["epoch"] == scratch["epoch"] == 4
+    assert continued["knn_top1"] == scratch["knn_top1"]
+    assert continued["loss"] == pytest.approx(scratch["loss"], rel=1e-6)
 
 
 @pytest.mark.slow
