@@ -227,15 +227,16 @@ def _without_epochs(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_search(
     run: RunDir, long: SearchSpec, pending: list[tuple[Candidate, int]], skip: set
-) -> dict[tuple[str, int], tuple[str, int, int]]:
+) -> dict[tuple[str, int], tuple[str, int]]:
     """The long runs a search trial already began: one that ran the candidate's config
     with the same seed and the same schedules (``train.horizon`` = the long budget,
     nothing overridden) is the long run's first epochs, so the long run continues from
-    that trial's newest checkpoint. ``(key, seed) -> (checkpoint, epoch, trial number)``."""
+    that trial's newest checkpoint. ``(key, seed) -> (checkpoint, epoch)``."""
     from search.recover import latest_checkpoint, trial_dir
 
     trials = {t.number: t for t in run.open_study().get_trials(deepcopy=False)}
     out: dict[tuple[str, int], tuple[str, int, int]] = {}
+    ranks = {c.key: c.rank for c, _ in pending}
     for candidate, seed in pending:
         if (candidate.key, seed) in skip:
             continue
@@ -252,7 +253,16 @@ def _from_search(
             epoch = int(at[-1].get("epoch", found[1])) if at else found[1]
             if epoch < long.budget.epochs and epoch > out.get((candidate.key, seed), ("", 0, 0))[1]:
                 out[(candidate.key, seed)] = (found[0], epoch, number)
-    return out
+    for (key, seed), (_, epoch, number) in out.items():
+        logger.info(
+            "confirm: rank-%d seed %d continues search trial %d from epoch %d (the same "
+            "configuration, seed and schedules)",
+            ranks[key],
+            seed,
+            number,
+            epoch,
+        )
+    return {case: (path, epoch) for case, (path, epoch, _) in out.items()}
 
 
 def confirm_pending(run: RunDir, plan: ConfirmPlan) -> list[tuple[Candidate, int]]:
@@ -444,18 +454,7 @@ def run_confirm(
         _record(study, plan, candidate, seed, metric=metric, metrics=metrics)
         pending.remove((candidate, seed))
         logger.info("confirm: recorded rank-%d seed %d from its log", candidate.rank, seed)
-    begun = _from_search(run, long, pending, set(checkpoints))
-    for (key, seed), (path, epoch, number) in begun.items():
-        checkpoints[(key, seed)] = (path, epoch)
-        rank = next(c.rank for c in plan.candidates if c.key == key)
-        logger.info(
-            "confirm: rank-%d seed %d continues search trial %d from epoch %d (the same "
-            "configuration, seed and schedules)",
-            rank,
-            seed,
-            number,
-            epoch,
-        )
+    checkpoints.update(_from_search(run, long, pending, set(checkpoints)))
     logger.info(
         "confirm: %d configuration(s) x %d seed(s) at %d epochs; %d long run(s) to go%s",
         len(plan.candidates),
