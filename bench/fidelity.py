@@ -43,7 +43,7 @@ LABEL_FREE = ["rankme", "alpha_req", "align_uniform", "lidar"]
 HEADLINE = "rankme"
 #: --quick: the search's budget per space, and confirm's plan
 QUICK = {
-    "default": {"budget.trials": 8, "budget.epochs": 8, "probe.every": 4},
+    "default": {"budget.trials": 8, "budget.epochs": 8, "probe.every": 4, "train.horizon": 16},
     "mask_ratio_sweep": {"budget.epochs": 8, "study.sampler.repeats": 1, "probe.every": 4},
 }
 QUICK_CONFIRM = {"top": 2, "controls": 2, "seeds": 2}
