@@ -189,7 +189,7 @@ def _salvage(
 ) -> tuple[list[tuple[Candidate, int, dict[str, float]]], dict[tuple[str, int], tuple[str, int]]]:
     """What earlier confirm sessions left of the pending long runs: those that reached
     the last epoch (to record) and the newest checkpoint of each that did not."""
-    from search.recover import latest_checkpoint
+    from search.recover import checkpoint_epoch
 
     wanted = {(c.key, s): c for c, s in pending}
     finished: dict[tuple[str, int], dict[str, float]] = {}
@@ -204,13 +204,9 @@ def _salvage(
         if int(last.get("epoch", 0)) >= plan.epochs:
             finished[key] = _metrics_of(last)
             continue
-        found = latest_checkpoint(location.rsplit("/", 1)[0])
-        if found is None:
-            continue
-        at = [r for r in rows if r.get("training_iteration") == found[1]]
-        epoch = int(at[-1].get("epoch", found[1])) if at else found[1]
-        if epoch > checkpoints.get(key, ("", 0))[1]:
-            checkpoints[key] = (found[0], epoch)
+        found = checkpoint_epoch(location.rsplit("/", 1)[0], rows)
+        if found is not None and found[1] > checkpoints.get(key, ("", 0))[1]:
+            checkpoints[key] = found
     done = [(wanted[k], k[1], m) for k, m in finished.items()]
     return done, {k: v for k, v in checkpoints.items() if k not in finished}
 
@@ -232,7 +228,7 @@ def _from_search(
     with the same seed and the same schedules (``train.horizon`` = the long budget,
     nothing overridden) is the long run's first epochs, so the long run continues from
     that trial's newest checkpoint. ``(key, seed) -> (checkpoint, epoch)``."""
-    from search.recover import latest_checkpoint, trial_dir
+    from search.recover import checkpoint_epoch, trial_dir
 
     trials = {t.number: t for t in run.open_study().get_trials(deepcopy=False)}
     out: dict[tuple[str, int], tuple[str, int, int]] = {}
@@ -246,13 +242,11 @@ def _from_search(
             rows = result_rows(f"{location}/result.json") if location else []
             if not rows or _without_epochs(rows[0].get("config") or {}) != wanted:
                 continue
-            found = latest_checkpoint(location)
-            if found is None:
+            found = checkpoint_epoch(location, rows)
+            if found is None or found[1] >= long.budget.epochs:
                 continue
-            at = [r for r in rows if r.get("training_iteration") == found[1]]
-            epoch = int(at[-1].get("epoch", found[1])) if at else found[1]
-            if epoch < long.budget.epochs and epoch > out.get((candidate.key, seed), ("", 0, 0))[1]:
-                out[(candidate.key, seed)] = (found[0], epoch, number)
+            if found[1] > out.get((candidate.key, seed), ("", 0, 0))[1]:
+                out[(candidate.key, seed)] = (*found, number)
     for (key, seed), (_, epoch, number) in out.items():
         logger.info(
             "confirm: rank-%d seed %d continues search trial %d from epoch %d (the same "

@@ -40,6 +40,7 @@ __all__ = [
     "RESUME_KEY",
     "Recovery",
     "best_complete",
+    "checkpoint_epoch",
     "finished_count",
     "latest_checkpoint",
     "recover_study",
@@ -91,13 +92,33 @@ def latest_checkpoint(directory: str | Path | None) -> tuple[str, int] | None:
     """
     if directory is None:
         return None
-    directory = str(directory)
+    return _newest(str(directory), _rows(str(directory)))
+
+
+def _newest(directory: str, rows: list[dict[str, Any]]) -> tuple[str, int] | None:
     found = None
-    for row in _rows(directory):
+    for row in rows:
         name, step = row.get("checkpoint_dir_name"), row.get("training_iteration")
         if name and step is not None and is_dir(join(directory, name)):
             found = (join(directory, name), int(step))
     return found
+
+
+def checkpoint_epoch(directory: str, rows: list[dict[str, Any]]) -> tuple[str, int] | None:
+    """The newest complete checkpoint of a Tune trial dir and the epoch it holds, from
+    ``rows`` (the dir's ``result.json``, already read): the ``epoch`` the trial reported
+    with it, which counts the epochs a continued run inherited; its training iteration
+    where no row says.
+
+    Example:
+        >>> checkpoint_epoch("no/such/trial", []) is None
+        True
+    """
+    found = _newest(directory, rows)
+    if found is None:
+        return None
+    at = [r for r in rows if r.get("training_iteration") == found[1]]
+    return found[0], (int(at[-1].get("epoch", found[1])) if at else found[1])
 
 
 def _is_interrupted(trial: FrozenTrial) -> bool:

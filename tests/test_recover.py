@@ -20,7 +20,7 @@ from conftest import study_created
 from optuna.trial import TrialState
 
 from analysis.rundir import RunDir
-from search.recover import finished_count, latest_checkpoint, recover_study
+from search.recover import checkpoint_epoch, finished_count, latest_checkpoint, recover_study
 from spaces import parse_spec
 
 TOY = textwrap.dedent(
@@ -92,6 +92,24 @@ def test_latest_checkpoint_needs_a_logged_row(tmp_path):
     assert latest_checkpoint(d) == (str(d / "checkpoint_000000"), 1)
     assert latest_checkpoint(d.as_uri()) == (d.as_uri() + "/checkpoint_000000", 1)  # a URI
     assert latest_checkpoint(tmp_path / "nothing") is None
+
+
+def test_checkpoint_epoch_counts_inherited_epochs(tmp_path):
+    # a run continued from epoch 3 of another: its iteration 2 is its epoch 5
+    d = tmp_path / "trial_b"
+    (d / "checkpoint_000000").mkdir(parents=True)
+    (d / "checkpoint_000001").mkdir()
+    rows = [
+        {"training_iteration": 1, "epoch": 4, "checkpoint_dir_name": "checkpoint_000000"},
+        {"training_iteration": 2, "epoch": 5, "checkpoint_dir_name": "checkpoint_000001"},
+    ]
+    _write_rows(d, rows)
+    assert checkpoint_epoch(str(d), rows) == (str(d / "checkpoint_000001"), 5)
+    (d / "checkpoint_000001").rmdir()
+    assert checkpoint_epoch(str(d), rows) == (str(d / "checkpoint_000000"), 4)
+    plain = [{k: v for k, v in r.items() if k != "epoch"} for r in rows]  # no epoch: iterations
+    assert checkpoint_epoch(str(d), plain) == (str(d / "checkpoint_000000"), 1)
+    assert checkpoint_epoch(str(tmp_path / "nothing"), []) is None
 
 
 def test_recover_settles_each_kind_of_stale_trial(tmp_path):
