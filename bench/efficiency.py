@@ -33,7 +33,10 @@ anytime curves go to ``--out`` as a figure and a CSV. The last lines are
 ``RESULT name=value``: ``trial_epochs_ratio_vs_none`` and
 ``trial_epochs_ratio_vs_ray_asha`` (sslsearch's median cost to target over
 the other's) and ``best_loss_points`` (the median over seeds of ``none``'s
-best minus sslsearch's, in points). Goals: <= 0.30, <= 0.7 and <= 1.
+best minus sslsearch's, in points). Goals: <= 0.30, <= 0.7 and <= 1. And
+``least_ratio_vs_none``: the floor under the first ratio on these curves, the
+cost if every trial before ``none``'s first hit had stopped at its first
+probe (any pruner's best on that sampler path), over ``none``'s cost.
 
     python bench/efficiency.py [--space spaces/default.yaml] [--trials 10] [--epochs 15]
         [--every 3] [--seeds 0 1 2 3 4] [--pruner JSON] [--methods ...] [--out DIR] [--quick]
@@ -281,18 +284,31 @@ def anytime(runs: list[Ran], *, maximize: bool) -> list[tuple[int, float]]:
     return out
 
 
+def _reaches(r: Ran, target: float, *, maximize: bool) -> bool:
+    return r.final is not None and (r.final >= target if maximize else r.final <= target)
+
+
 def cost_to(runs: list[Ran], target: float, *, maximize: bool) -> tuple[float, float]:
     """Trial-epochs and wall seconds until a trial reached ``target`` (inf: never)."""
-    reached = [
-        r
-        for r in runs
-        if r.final is not None and (r.final >= target if maximize else r.final <= target)
-    ]
+    reached = [r for r in runs if _reaches(r, target, maximize=maximize)]
     if not reached:
         return math.inf, math.inf
     first = min(reached, key=lambda r: r.start)
     epochs = sum(r.epochs for r in runs if r.start <= first.start)
     return float(epochs), min(r.end for r in reached)
+
+
+def least_cost(runs: list[Ran], target: float, *, maximize: bool, first_probe: int) -> float:
+    """The least any pruner could pay on this run's sampler path: every trial started
+    before the first that reached ``target`` stopped at its first probe, that one
+    trained whole (inf: none reached it). A bound on what early stopping can save
+    wherever pruning does not change which configurations the sampler tries first."""
+    reached = [r for r in runs if _reaches(r, target, maximize=maximize)]
+    if not reached:
+        return math.inf
+    first = min(reached, key=lambda r: r.start)
+    before = (r for r in runs if r is not first and r.start <= first.start)
+    return float(first.epochs + sum(min(first_probe, r.epochs) for r in before))
 
 
 def _median(values: list[float]) -> float:
@@ -306,9 +322,11 @@ def _ratio(a: float, b: float) -> float:
 
 
 def summarise(
-    results: dict[str, dict[int, list[Ran]]], *, maximize: bool
+    results: dict[str, dict[int, list[Ran]]], *, maximize: bool, first_probe: int = 1
 ) -> dict[str, dict[str, float]]:
-    """Per method, the medians over seeds that the table and the RESULT lines print."""
+    """Per method, the medians over seeds that the table and the RESULT lines print;
+    ``none`` also gets ``least_to_target``, the median of :func:`least_cost` on its
+    runs with pruning decided first at ``first_probe`` epochs."""
     sign = 1 if maximize else -1
     out: dict[str, dict[str, float]] = {}
     seeds = sorted(results["none"])
@@ -327,6 +345,11 @@ def summarise(
                 [sign * (n - b) / POINT for n, b in zip(none, bests, strict=True)]
             ),
         }
+    least = [
+        least_cost(results["none"][s], targets[s], maximize=maximize, first_probe=first_probe)
+        for s in seeds
+    ]
+    out["none"]["least_to_target"] = _median(least)
     return out
 
 
@@ -456,7 +479,7 @@ def main() -> None:
 
 
 def report(results: dict[str, dict[int, list[Ran]]], args: Any, *, maximize: bool) -> None:
-    summary = summarise(results, maximize=maximize)
+    summary = summarise(results, maximize=maximize, first_probe=args.every)
     n = len(args.seeds)
     print(
         f"\nmedians over {n} seeds; target: the best without early stopping minus 1 point\n"
@@ -471,6 +494,11 @@ def report(results: dict[str, dict[int, list[Ran]]], args: Any, *, maximize: boo
         )
     write_curves(results, args.out, maximize=maximize)
     print(f"anytime curves: {args.out / 'efficiency.png'}, {args.out / 'efficiency_curves.csv'}")
+    # the floor any pruner faces on none's sampler path (see least_cost)
+    print(
+        f"RESULT least_ratio_vs_none="
+        f"{_ratio(summary['none']['least_to_target'], summary['none']['epochs_to_target']):.3f}"
+    )
     ours = summary.get("sslsearch")
     if ours is None:
         return

@@ -83,3 +83,24 @@ def test_summary_medians_ratios_and_points(eff):
     assert eff._ratio(14, 20) == pytest.approx(0.7)
     assert eff._ratio(14, math.inf) == 0.0
     assert math.isnan(eff._ratio(math.inf, math.inf))
+
+
+def test_least_cost_stops_every_trial_before_the_first_hit_at_its_first_probe(eff):
+    r = runs(
+        eff,
+        [
+            (0.0, 5.0, 12, 0.60),
+            (1.0, 2.0, 2, None),  # stopped before the first probe: its 2 epochs stand
+            (3.0, 11.0, 12, 0.80),  # the first (by start) to reach 0.79
+            (4.0, 9.0, 12, 0.85),  # started after it: not charged
+        ],
+    )
+    assert eff.least_cost(r, 0.79, maximize=True, first_probe=3) == 3 + 2 + 12
+    assert eff.least_cost(r, 0.79, maximize=True, first_probe=1) == 1 + 1 + 12
+    assert eff.least_cost(r, 0.9, maximize=True, first_probe=3) == math.inf
+    assert eff.least_cost(r, 0.61, maximize=False, first_probe=3) == 12  # the first trial
+    none = {0: r, 1: runs(eff, [(0, 1, 12, 0.5), (1, 2, 12, 0.9)])}
+    s = eff.summarise({"none": none}, maximize=True, first_probe=3)
+    # targets 0.84 and 0.89: seed 0 -> 3+2+3+12 = 20 (cost 38), seed 1 -> 3+12 = 15 (24)
+    assert s["none"]["least_to_target"] == pytest.approx(17.5)
+    assert s["none"]["epochs_to_target"] == pytest.approx(31.0)
