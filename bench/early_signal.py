@@ -61,6 +61,7 @@ import pyarrow.parquet as pq
 from analysis.rundir import RunDir
 from search import run_search
 from spaces import load_spec, parse_spec
+from spaces.model import SearchSpec
 from spaces.study import build_pruner
 
 # the cost accounting is efficiency.py's (appended: bench/ shadows nothing importable)
@@ -133,7 +134,8 @@ def replay(
     when it trained all ``epochs``.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=direction, pruner=pruner)
+    # named: Hyperband assigns a trial's bracket from a hash of the study's name
+    study = optuna.create_study(study_name="replay", direction=direction, pruner=pruner)
     runs = []
     for i, number in enumerate(order):
         trial = study.ask()
@@ -226,7 +228,7 @@ def replays(
     }
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="spaces/default.yaml")
     parser.add_argument("--trials", type=int, default=40, help="trials trained whole")
@@ -250,7 +252,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.trials, args.epochs, args.every, args.n, args.draws = 8, 6, 2, [6], 50
-    began = time.perf_counter()
+    return args
+
+
+def _trained(args: argparse.Namespace) -> tuple[SearchSpec, Path]:
+    """The study trained whole (or ``--run``'s), and its run directory."""
     base = load_spec(args.space)
     names = list(dict.fromkeys([*base.base.get("probe", {}).get("names", ["knn"]), LABEL_FREE]))
     spec = load_spec(
@@ -263,7 +269,6 @@ def main() -> None:
             "probe.names": names,
         },
     )
-    startup = int(dict(base.study.pruner.options).get("n_startup_trials", 4))
     data = spec.to_dict()
     data["study"]["sampler"] = {"name": "random", "seed": args.seed}
     data["study"]["pruner"] = {"name": "none"}
@@ -272,50 +277,81 @@ def main() -> None:
         spec = RunDir(args.run).spec()
         args.trials, args.epochs = spec.budget.trials, spec.budget.epochs
     out = args.run or args.out or Path(tempfile.mkdtemp(prefix="bench-early-signal-")) / "run"
-    objective = spec.objective.metric
-    maximize = spec.objective.direction == "maximize"
     print(f"{args.space}: {args.trials} trials x {args.epochs} epochs, every probe each epoch")
     if args.run is None:
         print(f"-> {out}", flush=True)
         run_search(spec, out=out, num_cpus=2, verbose=False)
+    return spec, out
+
+
+def correlations(
+    signals: dict[str, tuple[Curves, str]],
+    final: dict[int, float],
+    *,
+    maximize: bool,
+    epochs: int,
+) -> dict[int, dict[str, tuple[float, int | None]]]:
+    """Per epoch and signal: its Spearman rho with ``final`` (+1: it ranks as the final
+    objective does, whatever the two directions) and the final best's rank by it."""
+    best = (max if maximize else min)(final, key=final.__getitem__)
+    out: dict[int, dict[str, tuple[float, int | None]]] = {}
+    for epoch in range(1, epochs + 1):
+        for name, (curve, direction) in signals.items():
+            have = [t for t in final if epoch in curve.get(t, {})]
+            rho = spearman([curve[t][epoch] for t in have], [final[t] for t in have])
+            rho = rho if (direction == "maximize") == maximize else -rho
+            at = sorted(have, key=lambda t: curve[t][epoch], reverse=direction == "maximize")
+            out.setdefault(epoch, {})[name] = (rho, at.index(best) + 1 if best in at else None)
+    return out
+
+
+def _print_replays(results: dict[str, Replayed], n: int, args: argparse.Namespace) -> None:
+    print(
+        f"\nreplays: {args.draws} draws of {n} trials, each pruner asked every {args.every}"
+        " epochs on each signal; cost to target over no early stopping's (late hits: the "
+        "draws whose first hit came after the Median's start-up trials)"
+    )
+    print(
+        f"  {'pruner/signal':<30} {'cost ratio':>10} {'(late hits)':>11} {'missed':>7} {'spent':>6}"
+    )
+    for name, r in results.items():
+        print(
+            f"  {name:<30} {r.ratio:10.3f} {r.late:11.3f} {100 * r.missed:6.1f}% "
+            + (f"{r.spent:6.2f}" if math.isfinite(r.spent) else f"{'-':>6}")
+        )
+
+
+def main() -> None:
+    args = _arguments()
+    began = time.perf_counter()
+    spec, out = _trained(args)
+    objective, maximize = spec.objective.metric, spec.objective.direction == "maximize"
     rows = pq.read_table(RunDir(out).curves_path).to_pylist()
     signals = {
         objective: (curves_of(rows, objective), spec.objective.direction),
         LABEL_FREE: (curves_of(rows, LABEL_FREE), RunDir(out).direction(LABEL_FREE)),
-        LOSS: (curves_of(rows, "loss"), "minimize"),
+        LOSS: (curves_of(rows, LOSS), "minimize"),
     }
-    objective_curves = signals[objective][0]
-    final = {t: c[args.epochs] for t, c in objective_curves.items() if args.epochs in c}
+    final = {t: c[args.epochs] for t, c in signals[objective][0].items() if args.epochs in c}
     best = (max if maximize else min)(final, key=final.__getitem__)
     print(f"\n{len(final)} trials trained whole; the best, trial {best}: {final[best]:.4f}")
     print(f"{'epoch':>5}  " + "  ".join(f"{s + ' rho (best at)':>24}" for s in signals))
-    first = {}
-    for epoch in range(1, args.epochs + 1):
-        cells = []
-        for name, (curve, direction) in signals.items():
-            have = [t for t in final if epoch in curve.get(t, {})]
-            rho = spearman([curve[t][epoch] for t in have], [final[t] for t in have])
-            rho = rho if (direction == "maximize") == maximize else -rho  # agreement: +1
-            at = sorted(have, key=lambda t: curve[t][epoch], reverse=direction == "maximize")
-            cells.append(f"{rho:+17.2f} ({at.index(best) + 1:>3})" if best in at else "")
-            if epoch == args.every:
-                first[name] = rho
-        print(f"{epoch:>5}  " + "  ".join(f"{c:>24}" for c in cells))
-    for name, rho in first.items():
-        print(f"RESULT spearman_{name}_at_{args.every}={rho:.3f}")
-    pruners = dict(DEFAULT_PRUNERS)
-    pruners["median"] = {**pruners["median"], "n_startup_trials": startup}
-    pruners["successive_halving"] = {**pruners["successive_halving"], "min_resource": args.every}
-    pruners["hyperband"] = {
-        **pruners["hyperband"],
-        "min_resource": args.every,
-        "max_resource": args.epochs,
-    }
+    table = correlations(signals, final, maximize=maximize, epochs=args.epochs)
+    for epoch, cells in table.items():
+        print(f"{epoch:>5}  " + "  ".join(f"{r:+17.2f} ({k or '-':>3})" for r, k in cells.values()))
+    results = [
+        f"spearman_{name}_at_{args.every}={rho:.3f}" for name, (rho, _) in table[args.every].items()
+    ]
+    startup = int(dict(load_spec(args.space).study.pruner.options).get("n_startup_trials", 4))
+    pruners = {name: dict(options) for name, options in DEFAULT_PRUNERS.items()}
+    pruners["median"]["n_startup_trials"] = startup
+    pruners["successive_halving"]["min_resource"] = args.every
+    pruners["hyperband"].update(min_resource=args.every, max_resource=args.epochs)
     for item in args.pruner:
         name, _, options = item.partition("=")
         pruners[name] = json.loads(options)
     for n in args.n:
-        results = replays(
+        replayed = replays(
             signals,
             pruners,
             final,
@@ -327,25 +363,14 @@ def main() -> None:
             startup=startup,
             seed=args.seed,
         )
-        print(
-            f"\nreplays: {args.draws} draws of {n} trials, each pruner asked every {args.every}"
-            f" epochs on each signal; cost to target over no early stopping's (late hits: the "
-            f"draws whose first hit came after trial {startup})"
-        )
-        print(
-            f"  {'pruner/signal':<30} {'cost ratio':>10} {'(late hits)':>11} {'missed':>7} "
-            f"{'spent':>6}"
-        )
-        for name, r in results.items():
-            print(
-                f"  {name:<30} {r.ratio:10.3f} {r.late:11.3f} {100 * r.missed:6.1f}% "
-                + (f"{r.spent:6.2f}" if math.isfinite(r.spent) else f"{'-':>6}")
-            )
-        for name, r in results.items():
+        _print_replays(replayed, n, args)
+        for name, r in replayed.items():
             key = name.replace("/", "_")
-            print(f"RESULT replay_ratio_{key}_n{n}={r.ratio:.3f}")
+            results.append(f"replay_ratio_{key}_n{n}={r.ratio:.3f}")
             if name != "floor":
-                print(f"RESULT replay_missed_{key}_n{n}={r.missed:.3f}")
+                results.append(f"replay_missed_{key}_n{n}={r.missed:.3f}")
+    for line in results:
+        print(f"RESULT {line}")
     print(f"RESULT minutes={(time.perf_counter() - began) / 60:.1f}")
 
 
