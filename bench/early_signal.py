@@ -33,7 +33,7 @@ together are judged against fewer finished ones). The last lines are
 ``replay_missed_<pruner>_<signal>_n<n>``, ``replay_ratio_floor_n<n>``; then
 ``minutes``. ``--run DIR`` replays a run this script trained (``--out``)
 again, without training. ``--quick``: 8 trials x 6
-epochs (a smoke test, under a minute).
+epochs (a smoke test, one to two minutes).
 
     python bench/early_signal.py [--space spaces/default.yaml] [--trials 40] [--epochs 15]
         [--every 3] [--n 10 20] [--draws 200] [--seed 0] [--pruner NAME=JSON ...]
