@@ -127,11 +127,12 @@ def replay(
     every: int,
     pruner: optuna.pruners.BasePruner,
 ) -> list[Ran]:
-    """The trials of ``order``, one at a time, stopped where a MedianPruner on ``signal`` says.
+    """The trials of ``order``, one at a time, each stopped where ``pruner`` judging
+    ``signal`` says.
 
     ``direction`` is the signal's; the pruner is asked after every ``every``-th epoch
-    before the last, as sslsearch's scheduler asks it. A trial's ``final`` is kept only
-    when it trained all ``epochs``.
+    before the last, as sslsearch's scheduler asks it. A trial that trains all ``epochs``
+    is told its ``final`` objective (the pruners compare the signal's curves only).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # named: Hyperband assigns a trial's bracket from a hash of the study's name
