@@ -57,6 +57,7 @@ from typing import Any
 
 import optuna
 import pyarrow.parquet as pq
+from scipy.stats import spearmanr
 
 from analysis.rundir import RunDir
 from search import run_search
@@ -93,28 +94,10 @@ def curves_of(rows: list[dict], metric: str) -> Curves:
 
 
 def spearman(xs: list[float], ys: list[float]) -> float:
-    """Spearman's rho (average ranks for ties); NaN under three pairs or without spread."""
-    if len(xs) < 3:
+    """scipy's Spearman rho; NaN under three pairs or without spread (as analysis/curves.py)."""
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return math.nan
-
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=v.__getitem__)
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2
-            i = j + 1
-        return r
-
-    a, b = ranks(xs), ranks(ys)
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
-    var = math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b))
-    return cov / var if var else math.nan
+    return float(spearmanr(xs, ys).statistic)
 
 
 def replay(
@@ -256,9 +239,13 @@ def _arguments() -> argparse.Namespace:
     return args
 
 
-def _trained(args: argparse.Namespace) -> tuple[SearchSpec, Path]:
-    """The study trained whole (or ``--run``'s), and its run directory."""
-    base = load_spec(args.space)
+def _trained(args: argparse.Namespace, base: SearchSpec) -> tuple[SearchSpec, Path]:
+    """The study of the space ``base`` trained whole (or ``--run``'s), and its run directory."""
+    if args.run is not None:  # replayed as trained
+        spec = RunDir(args.run).spec()
+        args.trials, args.epochs = spec.budget.trials, spec.budget.epochs
+        print(f"{args.run}: {args.trials} trials x {args.epochs} epochs, replayed")
+        return spec, args.run
     names = list(dict.fromkeys([*base.base.get("probe", {}).get("names", ["knn"]), LABEL_FREE]))
     spec = load_spec(
         args.space,
@@ -274,14 +261,10 @@ def _trained(args: argparse.Namespace) -> tuple[SearchSpec, Path]:
     data["study"]["sampler"] = {"name": "random", "seed": args.seed}
     data["study"]["pruner"] = {"name": "none"}
     spec = parse_spec(data, source=spec.source)
-    if args.run is not None:  # replayed as trained
-        spec = RunDir(args.run).spec()
-        args.trials, args.epochs = spec.budget.trials, spec.budget.epochs
-    out = args.run or args.out or Path(tempfile.mkdtemp(prefix="bench-early-signal-")) / "run"
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-early-signal-")) / "run"
     print(f"{args.space}: {args.trials} trials x {args.epochs} epochs, every probe each epoch")
-    if args.run is None:
-        print(f"-> {out}", flush=True)
-        run_search(spec, out=out, num_cpus=2, verbose=False)
+    print(f"-> {out}", flush=True)
+    run_search(spec, out=out, num_cpus=2, verbose=False)
     return spec, out
 
 
@@ -325,7 +308,8 @@ def _print_replays(results: dict[str, Replayed], n: int, args: argparse.Namespac
 def main() -> None:
     args = _arguments()
     began = time.perf_counter()
-    spec, out = _trained(args)
+    base = load_spec(args.space)
+    spec, out = _trained(args, base)
     objective, maximize = spec.objective.metric, spec.objective.direction == "maximize"
     rows = pq.read_table(RunDir(out).curves_path).to_pylist()
     signals = {
@@ -343,7 +327,7 @@ def main() -> None:
     results = [
         f"spearman_{name}_at_{args.every}={rho:.3f}" for name, (rho, _) in table[args.every].items()
     ]
-    startup = int(dict(load_spec(args.space).study.pruner.options).get("n_startup_trials", 4))
+    startup = int(dict(base.study.pruner.options).get("n_startup_trials", 4))
     pruners = {name: dict(options) for name, options in DEFAULT_PRUNERS.items()}
     pruners["median"]["n_startup_trials"] = startup
     pruners["successive_halving"]["min_resource"] = args.every
